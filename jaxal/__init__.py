@@ -1,0 +1,25 @@
+"""jaxal: deep active learning as pure, jit-compiled JAX functions."""
+
+from jaxal import scores as scores
+from jaxal import selectors as selectors
+from jaxal import strategies as strategies
+from jaxal._api import select as select
+from jaxal.model import Model as Model
+from jaxal.model import from_flax as from_flax
+from jaxal.pool import Pool as Pool
+from jaxal.round import make_round as make_round
+from jaxal.strategies import Strategy as Strategy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Model",
+    "Pool",
+    "Strategy",
+    "from_flax",
+    "make_round",
+    "scores",
+    "select",
+    "selectors",
+    "strategies",
+]

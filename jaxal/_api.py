@@ -1,0 +1,34 @@
+"""``jaxal.select``: the one-line convenience over the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from jaxal.model import Model
+from jaxal.pool import Pool
+from jaxal.strategies import get
+
+
+def select(
+    name: str,
+    model: Model | None,
+    params: Any,
+    pool: Pool,
+    key: jax.Array,
+    budget: int,
+    **hparams: Any,
+) -> jax.Array:
+    """Select ``budget`` points with the strategy registered as ``name``.
+
+    Equivalent to ``jaxal.strategies.<name>(model, budget, **hparams).select(params, pool,
+    key)``.
+
+    Returns:
+        int32 [budget], distinct unlabeled indices.
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the known ones), or bad input.
+    """
+    return get(name)(model, budget, **hparams).select(params, pool, key)

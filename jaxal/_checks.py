@@ -1,0 +1,83 @@
+"""Input validation that raises a clear error naming the argument.
+
+Checks on shapes and Python hyperparameters run at construction or trace time. Checks on
+values run only when the array is concrete (a call outside ``jax.jit``); under ``jit`` they
+are skipped and the selectors fill slots they cannot fill with ``-1``.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(*arrays: object) -> bool:
+    """True when no argument is a tracer, i.e. values can be read on the host."""
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def positive_int(value: object, name: str) -> int:
+    """Return ``value`` as a Python int >= 1, or raise naming ``name``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got a bool")
+    try:
+        as_int = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be a Python int, got {type(value).__name__}") from None
+    if as_int < 1:
+        raise ValueError(f"{name} must be >= 1, got {as_int}")
+    return as_int
+
+
+def optional_positive_int(value: object, name: str) -> int | None:
+    """Like :func:`positive_int`, but ``None`` passes through."""
+    return None if value is None else positive_int(value, name)
+
+
+def probability(value: object, name: str, *, inclusive_one: bool = False) -> float:
+    """Return ``value`` as a float in [0, 1) (or [0, 1]), or raise naming ``name``."""
+    as_float = float(value)  # type: ignore[arg-type]
+    upper_ok = as_float <= 1.0 if inclusive_one else as_float < 1.0
+    if not (0.0 <= as_float and upper_ok):
+        bound = "]" if inclusive_one else ")"
+        raise ValueError(f"{name} must be in [0, 1{bound}, got {value!r}")
+    return as_float
+
+
+def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
+    """Return ``value`` if it is one of ``allowed``, or raise listing them."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def rank_at_least(array: jax.Array, rank: int, name: str) -> None:
+    """Raise unless ``array`` has at least ``rank`` dimensions."""
+    if jnp.ndim(array) < rank:
+        raise ValueError(f"{name} must have rank >= {rank}, got shape {jnp.shape(array)}")
+
+
+def rank_exactly(array: jax.Array, rank: int, name: str) -> None:
+    """Raise unless ``array`` has exactly ``rank`` dimensions."""
+    if jnp.ndim(array) != rank:
+        raise ValueError(f"{name} must have rank {rank}, got shape {jnp.shape(array)}")
+
+
+def finite(array: jax.Array, name: str) -> None:
+    """Raise if a concrete floating ``array`` holds NaN or infinity (no-op under jit)."""
+    if is_concrete(array) and jnp.issubdtype(jnp.result_type(array), jnp.inexact):
+        if not bool(np.all(np.isfinite(np.asarray(array)))):
+            raise ValueError(f"{name} must be finite; it holds NaN or infinity")
+
+
+def budget_fits(budget: int, candidates: jax.Array) -> None:
+    """Raise if a concrete ``candidates`` mask [N] has fewer than ``budget`` True entries."""
+    if is_concrete(candidates):
+        available = int(np.sum(np.asarray(candidates)))
+        if budget > available:
+            raise ValueError(
+                f"budget={budget} is larger than the number of unlabeled points ({available})"
+            )

@@ -1,0 +1,66 @@
+"""Pure array math: class probabilities -> per-point acquisition scores.
+
+Every score is float32 [N] and follows one convention: higher means "pick first". Letters:
+N points, C classes, S Monte-Carlo (dropout) samples.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import xlogy
+
+
+def entropy(probs: jax.Array) -> jax.Array:
+    """Predictive entropy -sum_c p_c log p_c, finite for saturated probabilities.
+
+    Uses ``xlogy`` so that 0 * log 0 = 0 (DISTIL's ``p * log p`` gives NaN there).
+
+    Args:
+        probs: float [..., N, C], rows sum to 1.
+
+    Returns:
+        float [..., N], in [0, log C].
+    """
+    return -jnp.sum(xlogy(probs, probs), axis=-1)
+
+
+def least_confidence(probs: jax.Array) -> jax.Array:
+    """One minus the probability of the predicted class, 1 - max_c p_c.
+
+    Args:
+        probs: float [N, C], rows sum to 1.
+
+    Returns:
+        float [N], in [0, 1 - 1/C]. (DISTIL scores -max_c p_c: the same order.)
+    """
+    return 1.0 - jnp.max(probs, axis=-1)
+
+
+def margin(probs: jax.Array) -> jax.Array:
+    """Negated gap between the two most probable classes, p_(2) - p_(1).
+
+    Args:
+        probs: float [N, C], rows sum to 1, C >= 2.
+
+    Returns:
+        float [N], in [-1, 0]; the smallest margin scores highest.
+    """
+    top_two = jax.lax.top_k(probs, 2)[0]
+    return top_two[..., 1] - top_two[..., 0]
+
+
+def mutual_information(mc_probs: jax.Array) -> jax.Array:
+    """BALD: mutual information between the label and the weights, from MC samples.
+
+    I = H(mean_s p_s) - mean_s H(p_s), clipped at 0 (it is >= 0 in exact arithmetic).
+
+    Args:
+        mc_probs: float [S, N, C], S stochastic forward passes, rows sum to 1.
+
+    Returns:
+        float [N], in [0, log C].
+    """
+    predictive = entropy(jnp.mean(mc_probs, axis=0))
+    expected = jnp.mean(entropy(mc_probs), axis=0)
+    return jnp.maximum(predictive - expected, 0.0)

@@ -1,0 +1,126 @@
+"""k-means clustering of the candidates, then one distinct candidate per center."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxal.selectors import _points
+from jaxal.selectors._greedy import kmeans_plusplus
+
+
+def lloyd(
+    embeddings: jax.Array,
+    candidates: jax.Array,
+    centers: jax.Array,
+    max_iter: int,
+    tol: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Lloyd iterations over the candidates, at most ``max_iter``, from ``centers``.
+
+    Stops when the summed squared center shift falls to ``tol`` times the mean per-feature
+    variance of the candidates (scikit-learn's relative tolerance). A cluster that empties
+    keeps its previous center, so no center is ever undefined. Memory O(chunk * K).
+
+    Args:
+        embeddings: float [N, D].
+        candidates: bool [N], the points that are clustered.
+        centers: float [K, D], the initial centers.
+        max_iter: Python int >= 0.
+        tol: float >= 0.
+
+    Returns:
+        (centers float [K, D], inertia: float scalar, the summed squared distance of the
+        candidates to their nearest center).
+    """
+    weights = candidates.astype(embeddings.dtype)
+    count = jnp.maximum(jnp.sum(weights), 1.0)
+    mean = weights @ embeddings / count
+    variance = weights @ jnp.square(embeddings - mean) / count
+    threshold = tol * jnp.mean(variance)
+    k = centers.shape[0]
+
+    def update(centers):
+        assignment, _ = _points.nearest(embeddings, centers)
+        sums = jax.ops.segment_sum(embeddings * weights[:, None], assignment, num_segments=k)
+        sizes = jax.ops.segment_sum(weights, assignment, num_segments=k)
+        return jnp.where(sizes[:, None] > 0, sums / jnp.maximum(sizes, 1.0)[:, None], centers)
+
+    def more(state):
+        iteration, _, shift = state
+        return (iteration < max_iter) & (shift > threshold)
+
+    def step(state):
+        iteration, centers, _ = state
+        new_centers = update(centers)
+        return iteration + 1, new_centers, jnp.sum(jnp.square(new_centers - centers))
+
+    initial = (jnp.int32(0), centers, jnp.asarray(jnp.inf, embeddings.dtype))
+    _, centers, _ = jax.lax.while_loop(more, step, initial)
+    _, distances = _points.nearest(embeddings, centers)
+    return centers, jnp.sum(distances * weights)
+
+
+def nearest_distinct(embeddings: jax.Array, candidates: jax.Array, centers: jax.Array) -> jax.Array:
+    """For each center in order, the nearest candidate not taken by an earlier center.
+
+    Args:
+        embeddings: float [N, D].
+        candidates: bool [N].
+        centers: float [K, D].
+
+    Returns:
+        int32 [K], distinct candidates (lowest index on ties); -1 once none is left.
+    """
+    n = candidates.shape[0]
+    embeddings_sq = _points.sq_norms(embeddings)
+
+    def step(t, state):
+        available, picked = state
+        distances = _points.sq_distances(embeddings, centers[t][None, :], embeddings_sq)[:, 0]
+        index = jnp.argmin(jnp.where(available, distances, jnp.inf)).astype(jnp.int32)
+        index = jnp.where(jnp.any(available), index, -1)
+        available = available.at[jnp.where(index < 0, n, index)].set(False, mode="drop")
+        return available, picked.at[t].set(index)
+
+    k = centers.shape[0]
+    initial = (candidates, jnp.full((k,), -1, jnp.int32))
+    return jax.lax.fori_loop(0, k, step, initial)[1]
+
+
+def kmeans(
+    embeddings: jax.Array,
+    candidates: jax.Array,
+    budget: int,
+    key: jax.Array,
+    *,
+    n_init: int = 1,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> jax.Array:
+    """k-means with ``budget`` clusters, then the candidate nearest each center.
+
+    Runs ``n_init`` k-means++ seedings, each refined by :func:`lloyd`, keeps the run with the
+    lowest inertia (the first on ties), and returns :func:`nearest_distinct` of its centers.
+    Cost per run O(max_iter * N * budget * D).
+
+    Args:
+        embeddings: float [N, D].
+        candidates: bool [N].
+        budget: Python int, 1 <= budget <= N: the number of clusters and of picks.
+        key: PRNG key.
+        n_init, max_iter: Python ints >= 1 and >= 0.
+        tol: relative tolerance, see :func:`lloyd`.
+
+    Returns:
+        int32 [budget], distinct candidates; -1 where fewer than ``budget`` candidates exist.
+    """
+
+    def one_run(run_key):
+        seeds = kmeans_plusplus(embeddings, candidates, jax.random.uniform(run_key, (budget,)))
+        # Unfilled seeds (-1: fewer candidates than clusters) start at an arbitrary point.
+        return lloyd(embeddings, candidates, embeddings[jnp.maximum(seeds, 0)], max_iter, tol)
+
+    all_centers, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
+    best = jnp.argmin(inertias)
+    return nearest_distinct(embeddings, candidates, all_centers[best])

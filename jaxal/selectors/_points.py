@@ -1,0 +1,154 @@
+"""Squared Euclidean distances between points given as rows or as outer products.
+
+A point set is either a plain array ``[N, D]`` or an :class:`OuterProduct`, whose row i is
+the flattened outer product ``left[i] (x) right[i]`` (a last-layer gradient embedding) and
+is never materialized: since <a (x) h, b (x) g> = (a . b)(h . g), a squared distance costs
+O(C + D) instead of O(C * D).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxal._chunks import map_chunks
+
+
+class OuterProduct(NamedTuple):
+    """N points, row i = ``left[i] (x) right[i]`` flattened, of dimension C * D.
+
+    Attributes:
+        left: float [N, C].
+        right: float [N, D].
+    """
+
+    left: jax.Array
+    right: jax.Array
+
+    def materialize(self) -> jax.Array:
+        """float [N, C * D], class-major (row i = outer(left[i], right[i]).ravel()).
+
+        For tests and small pools only: this is the matrix the factored form avoids.
+        """
+        return jnp.einsum("nc,nd->ncd", self.left, self.right).reshape(self.left.shape[0], -1)
+
+
+Points = jax.Array | OuterProduct
+
+
+def num_points(points: Points) -> int:
+    """N, the number of points."""
+    return (points.left if isinstance(points, OuterProduct) else points).shape[0]
+
+
+def sq_norms(points: Points) -> jax.Array:
+    """float [N]: squared norm of every point."""
+    if isinstance(points, OuterProduct):
+        return _row_sq(points.left) * _row_sq(points.right)
+    return _row_sq(points)
+
+
+def gather(points: Points, indices: jax.Array) -> Points:
+    """The points at ``indices`` (int [M]), in the same representation."""
+    if isinstance(points, OuterProduct):
+        return OuterProduct(points.left[indices], points.right[indices])
+    return points[indices]
+
+
+def inner_products(points: Points, others: Points) -> jax.Array:
+    """float [N, M]: <points[i], others[j]> for every pair."""
+    if isinstance(points, OuterProduct):
+        return (points.left @ others.left.T) * (points.right @ others.right.T)
+    return points @ others.T
+
+
+def sq_distances(points: Points, others: Points, points_sq: jax.Array | None = None) -> jax.Array:
+    """float [N, M]: squared distances, by ||x||^2 + ||y||^2 - 2 <x, y>, clipped at 0.
+
+    Args:
+        points: N points.
+        others: M points in the same representation.
+        points_sq: optional precomputed ``sq_norms(points)`` [N].
+    """
+    points_sq = sq_norms(points) if points_sq is None else points_sq
+    cross = inner_products(points, others)
+    return jnp.maximum(points_sq[:, None] + sq_norms(others)[None, :] - 2.0 * cross, 0.0)
+
+
+def sq_distances_to(points: Points, index: jax.Array, points_sq: jax.Array) -> jax.Array:
+    """float [N]: squared distance of every point to point ``index`` (an int scalar)."""
+    one = gather(points, jnp.reshape(index, (1,)))
+    return sq_distances(points, one, points_sq)[:, 0]
+
+
+def min_sq_distances_to_members(
+    points: Points, members: jax.Array, points_sq: jax.Array, chunk_size: int = 1024
+) -> jax.Array:
+    """float [N]: squared distance of every point to the nearest member, +inf if none.
+
+    The members are gathered in chunks of ``chunk_size`` and a ``lax.while_loop`` runs only
+    as many chunks as there are members, so the cost is O(N * L * D) for L members with
+    static shapes, and the memory O(N * chunk_size).
+
+    Args:
+        points: N points.
+        members: bool [N], the reference set (e.g. the labeled points).
+        points_sq: ``sq_norms(points)`` [N].
+        chunk_size: members per chunk, a Python int >= 1.
+    """
+    n = members.shape[0]
+    chunk_size = min(chunk_size, n)
+    padded = -(-n // chunk_size) * chunk_size
+    member_index = jnp.nonzero(members, size=padded, fill_value=n)[0]
+    member_count = jnp.sum(members)
+
+    def more(state):
+        chunk, _ = state
+        return chunk * chunk_size < member_count
+
+    def step(state):
+        chunk, nearest = state
+        index = jax.lax.dynamic_slice(member_index, (chunk * chunk_size,), (chunk_size,))
+        distances = sq_distances(points, gather(points, jnp.minimum(index, n - 1)), points_sq)
+        distances = jnp.where(index[None, :] < n, distances, jnp.inf)
+        return chunk + 1, jnp.minimum(nearest, jnp.min(distances, axis=1))
+
+    initial = (jnp.int32(0), jnp.full((n,), jnp.inf, points_sq.dtype))
+    return jax.lax.while_loop(more, step, initial)[1]
+
+
+def nearest(points: Points, centers: Points, chunk_size: int = 4096) -> tuple[jax.Array, jax.Array]:
+    """For every point, its nearest center and the squared distance to it.
+
+    Computed over row chunks of ``chunk_size``: memory O(chunk_size * K).
+
+    Args:
+        points: N points.
+        centers: K points in the same representation.
+
+    Returns:
+        (int32 [N] index of the nearest center, ties to the lower index; float [N]).
+    """
+    centers_sq = sq_norms(centers)
+
+    def one_chunk(*leaves_and_index):
+        chunk = _rebuild(points, leaves_and_index[:-1])
+        cross = inner_products(chunk, centers)
+        distances = jnp.maximum(sq_norms(chunk)[:, None] + centers_sq[None, :] - 2.0 * cross, 0.0)
+        return jnp.argmin(distances, axis=1).astype(jnp.int32), jnp.min(distances, axis=1)
+
+    return map_chunks(one_chunk, *_leaves(points), chunk_size=chunk_size)
+
+
+def _leaves(points: Points) -> tuple[jax.Array, ...]:
+    return tuple(points) if isinstance(points, OuterProduct) else (points,)
+
+
+def _rebuild(like: Points, leaves: tuple[jax.Array, ...]) -> Points:
+    return OuterProduct(*leaves) if isinstance(like, OuterProduct) else leaves[0]
+
+
+def _row_sq(array: jax.Array) -> jax.Array:
+    return jnp.sum(array * array, axis=1)

@@ -1,0 +1,48 @@
+"""Top-k over scores restricted to a candidate mask."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def top_k(scores: jax.Array, candidates: jax.Array, budget: int) -> jax.Array:
+    """The ``budget`` candidates with the highest scores, best first.
+
+    Ties go to the lower index (a stable descending sort, as DISTIL). NaN ranks below every
+    number, and -inf just above non-candidates, so a candidate always beats a non-candidate.
+
+    Args:
+        scores: float [N].
+        candidates: bool [N], the points that may be picked.
+        budget: Python int, 1 <= budget <= N.
+
+    Returns:
+        int32 [budget]: distinct candidate indices; slots beyond the number of candidates
+        are -1.
+    """
+    n = scores.shape[0]
+    if not 1 <= budget <= n:
+        raise ValueError(f"budget must be in [1, {n}] (the pool size), got {budget}")
+    scores = scores.astype(jnp.float32)
+    lowest = jnp.finfo(jnp.float32).min
+    ranked = jnp.where(jnp.isnan(scores), lowest, jnp.maximum(scores, lowest))
+    ranked = jnp.where(candidates, ranked, -jnp.inf)
+    _, indices = jax.lax.top_k(ranked, budget)
+    filled = jnp.arange(budget) < jnp.sum(candidates)
+    return jnp.where(filled, indices, -1).astype(jnp.int32)
+
+
+def random_subset(candidates: jax.Array, budget: int, key: jax.Array) -> jax.Array:
+    """``budget`` candidates drawn uniformly without replacement.
+
+    Args:
+        candidates: bool [N].
+        budget: Python int, 1 <= budget <= N.
+        key: PRNG key.
+
+    Returns:
+        int32 [budget], distinct candidates; -1 where too few candidates exist.
+    """
+    uniforms = jax.random.uniform(key, candidates.shape)
+    return top_k(uniforms, candidates, budget)

@@ -1,0 +1,27 @@
+"""Strategy factories: ``factory(model, budget, **hyperparameters) -> Strategy``."""
+
+from jaxal.strategies._base import Strategy as Strategy
+from jaxal.strategies._registry import REGISTRY as REGISTRY
+from jaxal.strategies._registry import get as get
+from jaxal.strategies.diversity import badge as badge
+from jaxal.strategies.diversity import coreset as coreset
+from jaxal.strategies.diversity import kmeans as kmeans
+from jaxal.strategies.diversity import random as random
+from jaxal.strategies.uncertainty import bald as bald
+from jaxal.strategies.uncertainty import entropy as entropy
+from jaxal.strategies.uncertainty import least_confidence as least_confidence
+from jaxal.strategies.uncertainty import margin as margin
+
+__all__ = [
+    "REGISTRY",
+    "Strategy",
+    "badge",
+    "bald",
+    "coreset",
+    "entropy",
+    "get",
+    "kmeans",
+    "least_confidence",
+    "margin",
+    "random",
+]

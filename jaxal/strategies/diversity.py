@@ -1,0 +1,178 @@
+"""Random sampling and the representation-based strategies: CoreSet, BADGE, k-means."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxal import _checks, selectors
+from jaxal.model import GRADIENT_EMBEDDINGS, Model, forward, gradient_embedding, parameter_gradients
+from jaxal.strategies._base import (
+    DEFAULT_BATCH_SIZE,
+    Strategy,
+    candidates_for,
+    check_common,
+    no_score,
+)
+
+
+def random(model: Model | None, budget: int, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Strategy:
+    """Uniform sampling without replacement among the unlabeled points.
+
+    Args:
+        model: unused (accepted for a uniform factory signature; may be None).
+        budget: points per selection.
+        batch_size: unused; accepted like every factory.
+    """
+    del model
+    budget, batch_size = check_common(budget, batch_size)
+
+    def select(params, pool, key):
+        del params
+        return selectors.random_subset(candidates_for(pool, budget), budget, key)
+
+    return Strategy("random", budget, {"batch_size": batch_size}, select, no_score)
+
+
+def coreset(
+    model: Model,
+    budget: int,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    chunk_size: int = 1024,
+) -> Strategy:
+    """CoreSet (Sener & Savarese 2018): greedy k-center on the penultimate embeddings.
+
+    Starts from the distances to the labeled points (gathered ``chunk_size`` at a time:
+    O(N * L * D) work, O(N * chunk_size) memory), then repeatedly takes the unlabeled point
+    furthest from everything chosen. With no labeled point the first pick is uniform.
+
+    Args:
+        model: the :class:`jaxal.Model`.
+        budget: points per selection.
+        batch_size: points per forward pass.
+        chunk_size: labeled points per distance block.
+    """
+    budget, batch_size = check_common(budget, batch_size)
+    chunk_size = _checks.positive_int(chunk_size, "chunk_size")
+
+    def select(params, pool, key):
+        candidates = candidates_for(pool, budget)
+        _, embeddings = forward(model, params, pool.x, batch_size)
+        _checks.finite(embeddings, "embeddings")
+        return selectors.k_center_greedy(
+            embeddings, candidates, pool.labeled, budget, key, chunk_size
+        )
+
+    hparams = {"batch_size": batch_size, "chunk_size": chunk_size}
+    return Strategy("coreset", budget, hparams, select, no_score)
+
+
+def badge(
+    model: Model,
+    budget: int,
+    *,
+    embedding: str = "linear",
+    params_filter: Callable[[str], bool] | str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Strategy:
+    """BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings at predicted labels.
+
+    The first pick is the unlabeled point with the largest gradient norm; each next pick is
+    drawn with probability proportional to the squared distance to the nearest pick (D^2
+    sampling with ``key``). Picks are always distinct.
+
+    ``embedding`` chooses the gradient: ``"linear"`` (the last layer's weights, DISTIL's
+    default), ``"bias"``, ``"bias_linear"`` (both), computed in factored form
+    (``jaxal.model.gradient_embedding``: O(N (C + D)) memory, never the [N, C * D]
+    matrix); or ``"params"``: true per-example gradients by ``vmap(grad)`` of the
+    parameter leaves that pass ``params_filter`` (memory O(N * P)), for models whose last
+    layer is not a plain Dense.
+
+    Args:
+        model: the :class:`jaxal.Model`.
+        budget: points per selection.
+        embedding: ``"linear"``, ``"bias"``, ``"bias_linear"`` or ``"params"``.
+        params_filter: with ``"params"`` only: a predicate on the leaf path
+            (``"params/Dense_1/kernel"``) or a substring of it.
+        batch_size: points per forward pass.
+    """
+    budget, batch_size = check_common(budget, batch_size)
+    _checks.one_of(embedding, (*GRADIENT_EMBEDDINGS, "params"), "embedding")
+    if (embedding == "params") != (params_filter is not None):
+        raise ValueError("params_filter is required with embedding='params' and only there")
+
+    def gradients(params, x):
+        if embedding == "params":
+            return parameter_gradients(model, params, x, batch_size, params_filter)
+        logits, features = forward(model, params, x, batch_size)
+        _checks.finite(logits, "logits")
+        _checks.finite(features, "embeddings")
+        return gradient_embedding(logits, features, embedding)
+
+    def select(params, pool, key):
+        candidates = candidates_for(pool, budget)
+        points = gradients(params, pool.x)
+        uniforms = jax.random.uniform(key, (budget,))
+        return selectors.kmeans_plusplus(points, candidates, uniforms, first="max_norm")
+
+    hparams = {"embedding": embedding, "params_filter": params_filter, "batch_size": batch_size}
+    return Strategy("badge", budget, hparams, select, no_score)
+
+
+def kmeans(
+    model: Model,
+    budget: int,
+    *,
+    representation: str = "embedding",
+    n_init: int = 1,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Strategy:
+    """k-means sampling: ``budget`` clusters of the unlabeled points, the one nearest each.
+
+    k-means++ seeding, then at most ``max_iter`` Lloyd iterations (relative tolerance
+    ``tol``), best of ``n_init`` runs by inertia; empty clusters keep their center and the
+    picks are distinct (``jaxal.selectors.kmeans``).
+
+    Args:
+        model: the :class:`jaxal.Model` (unused with ``representation="raw"``).
+        budget: points per selection = number of clusters.
+        representation: ``"embedding"`` (penultimate features) or ``"raw"`` (inputs
+            flattened to [N, prod(x.shape[1:])]).
+        n_init: k-means runs (DISTIL: 10); max_iter: Lloyd iterations per run (DISTIL: 300).
+        tol: relative center-shift tolerance.
+        batch_size: points per forward pass.
+    """
+    budget, batch_size = check_common(budget, batch_size)
+    _checks.one_of(representation, ("embedding", "raw"), "representation")
+    n_init = _checks.positive_int(n_init, "n_init")
+    max_iter = _checks.positive_int(max_iter, "max_iter")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+
+    def features(params: Any, x: jax.Array) -> jax.Array:
+        if representation == "raw":
+            return x.reshape(x.shape[0], -1).astype(jnp.float32)
+        return forward(model, params, x, batch_size)[1]
+
+    def select(params, pool, key):
+        candidates = candidates_for(pool, budget)
+        points = features(params, pool.x)
+        _checks.finite(points, "embeddings")
+        return selectors.kmeans(
+            points, candidates, budget, key, n_init=n_init, max_iter=max_iter, tol=tol
+        )
+
+    hparams = {
+        "representation": representation,
+        "n_init": n_init,
+        "max_iter": max_iter,
+        "tol": tol,
+        "batch_size": batch_size,
+    }
+    return Strategy("kmeans", budget, hparams, select, no_score)
