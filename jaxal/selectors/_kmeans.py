@@ -18,47 +18,46 @@ def lloyd(
 ) -> tuple[jax.Array, jax.Array]:
     """Lloyd iterations over the candidates, at most ``max_iter``, from ``centers``.
 
-    Stops when the summed squared center shift falls to ``tol`` times the mean per-feature
-    variance of the candidates (scikit-learn's relative tolerance). A cluster that empties
-    keeps its previous center, so no center is ever undefined. Memory O(chunk * K).
+    Each iteration assigns every candidate to its nearest center and moves each center to
+    the mean of its members; a cluster that empties keeps its previous center, so no center
+    is ever undefined. It stops when an iteration lowers the inertia (summed squared
+    distance to the nearest center) by no more than ``tol`` times the inertia before it.
+    Cost O(N * K * D) per iteration; memory O(chunk * K).
 
     Args:
         embeddings: float [N, D].
         candidates: bool [N], the points that are clustered.
         centers: float [K, D], the initial centers.
         max_iter: Python int >= 0.
-        tol: float >= 0.
+        tol: float >= 0, relative inertia decrease that counts as converged.
 
     Returns:
-        (centers float [K, D], inertia: float scalar, the summed squared distance of the
-        candidates to their nearest center).
+        (centers float [K, D], inertia: float scalar of the returned centers).
     """
     weights = candidates.astype(embeddings.dtype)
-    count = jnp.maximum(jnp.sum(weights), 1.0)
-    mean = weights @ embeddings / count
-    variance = weights @ jnp.square(embeddings - mean) / count
-    threshold = tol * jnp.mean(variance)
     k = centers.shape[0]
 
-    def update(centers):
-        assignment, _ = _points.nearest(embeddings, centers)
-        sums = jax.ops.segment_sum(embeddings * weights[:, None], assignment, num_segments=k)
-        sizes = jax.ops.segment_sum(weights, assignment, num_segments=k)
-        return jnp.where(sizes[:, None] > 0, sums / jnp.maximum(sizes, 1.0)[:, None], centers)
+    def assign(centers):
+        assignment, distances = _points.nearest(embeddings, centers)
+        return assignment, jnp.sum(distances * weights)
 
     def more(state):
-        iteration, _, shift = state
-        return (iteration < max_iter) & (shift > threshold)
+        iteration, _, _, previous, inertia = state
+        improving = previous - inertia > tol * previous
+        return (iteration < max_iter) & ((iteration == 0) | improving)
 
     def step(state):
-        iteration, centers, _ = state
-        new_centers = update(centers)
-        return iteration + 1, new_centers, jnp.sum(jnp.square(new_centers - centers))
+        iteration, centers, assignment, _, inertia = state
+        sums = jax.ops.segment_sum(embeddings * weights[:, None], assignment, num_segments=k)
+        sizes = jax.ops.segment_sum(weights, assignment, num_segments=k)
+        moved = jnp.where(sizes[:, None] > 0, sums / jnp.maximum(sizes, 1.0)[:, None], centers)
+        new_assignment, new_inertia = assign(moved)
+        return iteration + 1, moved, new_assignment, inertia, new_inertia
 
-    initial = (jnp.int32(0), centers, jnp.asarray(jnp.inf, embeddings.dtype))
-    _, centers, _ = jax.lax.while_loop(more, step, initial)
-    _, distances = _points.nearest(embeddings, centers)
-    return centers, jnp.sum(distances * weights)
+    assignment, inertia = assign(centers)
+    initial = (jnp.int32(0), centers, assignment, inertia, inertia)
+    _, centers, _, _, inertia = jax.lax.while_loop(more, step, initial)
+    return centers, inertia
 
 
 def nearest_distinct(embeddings: jax.Array, candidates: jax.Array, centers: jax.Array) -> jax.Array:
@@ -110,7 +109,7 @@ def kmeans(
         budget: Python int, 1 <= budget <= N: the number of clusters and of picks.
         key: PRNG key.
         n_init, max_iter: Python ints >= 1 and >= 0.
-        tol: relative tolerance, see :func:`lloyd`.
+        tol: relative inertia tolerance, see :func:`lloyd`.
 
     Returns:
         int32 [budget], distinct candidates; -1 where fewer than ``budget`` candidates exist.

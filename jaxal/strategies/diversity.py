@@ -135,9 +135,10 @@ def kmeans(
 ) -> Strategy:
     """k-means sampling: ``budget`` clusters of the unlabeled points, the one nearest each.
 
-    k-means++ seeding, then at most ``max_iter`` Lloyd iterations (relative tolerance
-    ``tol``), best of ``n_init`` runs by inertia; empty clusters keep their center and the
-    picks are distinct (``jaxal.selectors.kmeans``).
+    k-means++ seeding, then at most ``max_iter`` Lloyd iterations (stopping once an
+    iteration improves the inertia by less than ``tol`` of it), best of ``n_init`` runs by
+    inertia; empty clusters keep their center and the picks are distinct
+    (``jaxal.selectors.kmeans``). Cost O(n_init * iterations * N * budget * D).
 
     Args:
         model: the :class:`jaxal.Model` (unused with ``representation="raw"``).
@@ -145,7 +146,7 @@ def kmeans(
         representation: ``"embedding"`` (penultimate features) or ``"raw"`` (inputs
             flattened to [N, prod(x.shape[1:])]).
         n_init: k-means runs (DISTIL: 10); max_iter: Lloyd iterations per run (DISTIL: 300).
-        tol: relative center-shift tolerance.
+        tol: stop when an iteration lowers the inertia by less than this fraction.
         batch_size: points per forward pass.
     """
     budget, batch_size = check_common(budget, batch_size)

@@ -1,0 +1,432 @@
+"""Selection time of every jaxal strategy on a fixed, seeded MLP workload.
+
+The workload: a synthetic 10-class pool of N points with 64 features (1,000 of them
+labeled) and an MLP 64 -> 128 -> 10 with dropout (rate 0.5) on the 128 hidden units,
+written as plain ``jax.numpy`` functions over a params dict. ``apply`` returns the logits
+and, as the embedding, the hidden activations after the ReLU and *before* dropout;
+``head`` is the last Dense layer, so MC-dropout strategies take jaxal's cheap head path
+(one deterministic pass, then S head passes with dropped embedding units).
+
+For each (strategy, N, budget) the script measures
+
+* compile s: ``jax.jit(strategy.select).lower(params, pool, key).compile()``;
+* median s / min s: the compiled function, ``--warmup`` calls discarded, then
+  ``--repeats`` calls (a fresh key each, same shapes), each ``jax.block_until_ready``;
+* forward s: the jitted deterministic forward pass over the pool
+  (``jaxal.model.forward``), the floor of every model-based strategy;
+* MC pass s (MC strategies only): the jitted ``jaxal.model.mc_map`` with S = 10 and
+  ``reduce=lambda p: p.mean(0)``, the floor of the ``*_mc`` strategies and BALD;
+
+so the selection overhead on top of the network is visible. It prints a markdown table
+and writes every number to JSON (``--out``).
+
+Usage::
+
+    python benchmarks/strategies.py --quick
+    python benchmarks/strategies.py --sizes 50000 --budgets 100 --strategies entropy
+    python benchmarks/strategies.py            # the full matrix: minutes (k-means dominates)
+
+Measure on a quiet machine: other processes on the same cores distort the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxal
+from jaxal.model import forward, mc_map
+
+FEATURES = 64
+HIDDEN = 128
+CLASSES = 10
+DROPOUT = 0.5
+LABELED = 1000
+MC_SAMPLES = 10
+
+# Benchmark name -> (registry name, hyperparameters other than batch_size).
+STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "random": ("random", {}),
+    "least_confidence": ("least_confidence", {}),
+    "margin": ("margin", {}),
+    "entropy": ("entropy", {}),
+    "least_confidence_mc": ("least_confidence", {"mc_samples": MC_SAMPLES}),
+    "margin_mc": ("margin", {"mc_samples": MC_SAMPLES}),
+    "entropy_mc": ("entropy", {"mc_samples": MC_SAMPLES}),
+    "bald": ("bald", {"mc_samples": MC_SAMPLES}),
+    "coreset": ("coreset", {}),
+    "badge": ("badge", {}),
+    "kmeans": ("kmeans", {}),
+}
+
+# DISTIL's select(budget=100) times in seconds, by benchmark name and N, copied from
+# /work/shared/reference/distil_timings.md (DISTIL commit d46f0b4, CPU PyTorch, 2 CPU
+# cores, batch_size 1000, each strategy's defaults, median of up to 3 runs). The "*_mc"
+# rows are DISTIL's *Dropout variants with n_drop=10. KMeansSampling there runs
+# scikit-learn-like defaults (n_init 10, max_iter 300); jaxal's kmeans defaults to
+# n_init 1, max_iter 100.
+DISTIL_BUDGET_100: dict[str, dict[int, float]] = {
+    "random": {2000: 0.00004, 10000: 0.0001, 50000: 0.0004},
+    "entropy": {2000: 0.024, 10000: 0.140, 50000: 0.799},
+    "margin": {2000: 0.024, 10000: 0.143, 50000: 0.783},
+    "least_confidence": {2000: 0.024, 10000: 0.141, 50000: 0.773},
+    "entropy_mc": {2000: 0.070, 10000: 0.371, 50000: 1.90},
+    "margin_mc": {2000: 0.070, 10000: 0.446, 50000: 1.97},
+    "least_confidence_mc": {2000: 0.070, 10000: 0.375, 50000: 2.06},
+    "bald": {2000: 0.071, 10000: 0.381, 50000: 2.01},
+    "coreset": {2000: 0.022, 10000: 0.127, 50000: 0.804},
+    "badge": {2000: 0.245, 10000: 3.29, 50000: 14.7},
+    "kmeans": {2000: 5.76, 10000: 33.0, 50000: 261.0},
+}
+
+
+# --- the workload -------------------------------------------------------------------------
+
+
+def mlp_apply(
+    params: dict[str, jax.Array], x: jax.Array, rng: jax.Array | None
+) -> tuple[jax.Array, jax.Array]:
+    """(logits [B, 10], embedding [B, 128]); the embedding is ReLU output before dropout."""
+    hidden = jax.nn.relu(x @ params["w1"] + params["b1"])
+    dropped = hidden
+    if rng is not None:
+        keep = jax.random.bernoulli(rng, 1.0 - DROPOUT, hidden.shape)
+        dropped = jnp.where(keep, hidden / (1.0 - DROPOUT), 0.0)
+    return mlp_head(params, dropped), hidden
+
+
+def mlp_head(params: dict[str, jax.Array], embedding: jax.Array) -> jax.Array:
+    """The last Dense layer: logits [B, 10] from the hidden units [B, 128]."""
+    return embedding @ params["w2"] + params["b2"]
+
+
+MODEL = jaxal.Model(apply=mlp_apply, head=mlp_head, head_dropout=DROPOUT)
+
+
+def make_pool(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A synthetic 10-class pool: Gaussian blobs in 64 dimensions, overlapping.
+
+    Returns (x float32 [n, 64], y int32 [n], labeled int [1000] indices).
+    """
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0.0, 1.0, (CLASSES, FEATURES))
+    y = rng.integers(0, CLASSES, n).astype(np.int32)
+    x = (means[y] + rng.normal(0.0, 2.0, (n, FEATURES))).astype(np.float32)
+    labeled = rng.choice(n, size=min(LABELED, n - 1), replace=False)
+    return x, y, labeled
+
+
+def make_params(
+    x: np.ndarray, y: np.ndarray, labeled: np.ndarray, seed: int
+) -> dict[str, jax.Array]:
+    """Seeded MLP weights with informative, non-degenerate logits.
+
+    The hidden layer is a He-initialised random layer; the head is ridge regression of
+    one-hot labels on the labeled points' hidden units (closed form, no training loop),
+    rescaled so the logits spread over a few units: predictions range from confident to
+    uncertain, so every score has something to rank.
+    """
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0.0, np.sqrt(2.0 / FEATURES), (FEATURES, HIDDEN)).astype(np.float32)
+    b1 = np.zeros(HIDDEN, np.float32)
+    hidden = np.maximum(x[labeled] @ w1 + b1, 0.0).astype(np.float64)
+    design = np.concatenate([hidden, np.ones((hidden.shape[0], 1))], axis=1)
+    targets = np.eye(CLASSES)[y[labeled]] - 1.0 / CLASSES
+    gram = design.T @ design + 1.0 * np.eye(design.shape[1])
+    solution = np.linalg.solve(gram, design.T @ targets)
+    logits = design @ solution
+    scale = 3.0 / max(float(logits.std()), 1e-6)  # logits with std ~3 on the labeled set
+    solution *= scale
+    return {
+        "w1": jnp.asarray(w1),
+        "b1": jnp.asarray(b1),
+        "w2": jnp.asarray(solution[:-1].astype(np.float32)),
+        "b2": jnp.asarray(solution[-1].astype(np.float32)),
+    }
+
+
+def prediction_stats(params: dict[str, jax.Array], x: np.ndarray, y: np.ndarray) -> dict:
+    """Sanity numbers of the seeded model on the pool (not timed)."""
+    logits, _ = jax.jit(lambda p, v: mlp_apply(p, v, None))(params, jnp.asarray(x))
+    probs = np.asarray(jax.nn.softmax(logits, axis=-1))
+    return {
+        "accuracy": float(np.mean(probs.argmax(-1) == y)),
+        "mean_max_prob": float(probs.max(-1).mean()),
+        "min_max_prob": float(probs.max(-1).min()),
+        "logit_std": float(np.asarray(logits).std()),
+    }
+
+
+# --- timing -------------------------------------------------------------------------------
+
+
+def time_calls(fn: Callable[[int], Any], warmup: int, repeats: int) -> list[float]:
+    """Call ``fn(i)`` ``warmup`` times untimed, then ``repeats`` times; wall seconds each."""
+    for i in range(warmup):
+        jax.block_until_ready(fn(i))
+    times = []
+    for i in range(warmup, warmup + repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(i))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def summary(times: list[float]) -> dict[str, Any]:
+    return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times}
+
+
+def time_compiled(fn: Callable, args: tuple, vary_key: bool, warmup: int, repeats: int) -> dict:
+    """Compile ``jax.jit(fn)`` for ``args`` (timed), then time the compiled calls.
+
+    With ``vary_key`` the last argument is a PRNG key, replaced by a fresh one per call.
+    """
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    if vary_key:
+        keys = jax.random.split(args[-1], warmup + repeats)
+        times = time_calls(lambda i: compiled(*args[:-1], keys[i]), warmup, repeats)
+    else:
+        times = time_calls(lambda i: compiled(*args), warmup, repeats)
+    return {"compile_s": compile_s, **summary(times)}
+
+
+def time_passes(params, pool: jaxal.Pool, key, batch_size: int, warmup: int, repeats: int):
+    """The deterministic forward pass and the MC-dropout pass (S = 10) over the pool."""
+
+    def deterministic(p, x):
+        return forward(MODEL, p, x, batch_size)
+
+    def mc(p, x, k):
+        return mc_map(MODEL, p, x, k, MC_SAMPLES, batch_size, lambda probs: probs.mean(0))
+
+    return (
+        time_compiled(deterministic, (params, pool.x), False, warmup, repeats),
+        time_compiled(mc, (params, pool.x, key), True, warmup, repeats),
+    )
+
+
+def is_mc(name: str) -> bool:
+    return STRATEGIES[name][1].get("mc_samples") is not None
+
+
+def uses_model(name: str) -> bool:
+    return name != "random"
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def fmt(value: float | None) -> str:
+    """Seconds to three significant digits; blank for None."""
+    if value is None:
+        return ""
+    return f"{value:.0f}" if value >= 1000 else f"{value:.3g}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    header = (
+        "| strategy | N | budget | compile s | median s | min s | forward s | MC pass s "
+        "| DISTIL s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    lines = [header]
+    for row in rows:
+        cells = [
+            row["strategy"],
+            f"{row['n']:,}",
+            str(row["budget"]),
+            fmt(row["compile_s"]),
+            fmt(row["median_s"]),
+            fmt(row["min_s"]),
+            fmt(row["forward_median_s"]),
+            fmt(row["mc_pass_median_s"]),
+            fmt(row["distil_s"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, Any]:
+    device = jax.devices()[0]
+    return {
+        "jax": jax.__version__,
+        "jaxlib": _jaxlib_version(),
+        "jaxal": jaxal.__version__,
+        "backend": jax.default_backend(),
+        "device": str(device),
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _jaxlib_version() -> str | None:
+    try:
+        import jaxlib
+
+        return jaxlib.__version__
+    except (ImportError, AttributeError):
+        return None
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[2000, 10000, 50000], help="pool sizes N"
+    )
+    parser.add_argument("--budgets", type=int, nargs="+", default=[100, 1000], help="budgets")
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(STRATEGIES),
+        choices=list(STRATEGIES),
+        metavar="NAME",
+        help="strategies to run (default: all): " + ", ".join(STRATEGIES),
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8192,
+        help="points per forward chunk (default 8192; the whole pool in one chunk is "
+        "usually fastest on CPU)",
+    )
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls (default 1)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results/strategies.json"),
+        help="JSON output (default benchmarks/results/strategies.json)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: N=2000, budget 100, 2 repeats"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.budgets, args.repeats = [2000], [100], 2
+    if args.repeats < 1 or args.warmup < 0 or args.batch_size < 1:
+        parser.error("need --repeats >= 1, --warmup >= 0, --batch-size >= 1")
+    if min(args.sizes) <= LABELED:
+        parser.error(f"every size must exceed the {LABELED} labeled points")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    env = environment()
+    print(
+        f"jax {env['jax']} on {env['device_kind']} ({env['backend']}), "
+        f"{env['cpu_count']} CPUs, batch_size {args.batch_size}, "
+        f"warmup {args.warmup}, repeats {args.repeats}",
+        file=sys.stderr,
+    )
+    base_key = jax.random.key(args.seed)
+    rows: list[dict] = []
+    workloads: dict[int, dict] = {}
+
+    for n in args.sizes:
+        x, y, labeled = make_pool(n, args.seed)
+        pool = jaxal.Pool.create(x, labeled=labeled)
+        params = make_params(x, y, labeled, args.seed)
+        key = jax.random.fold_in(base_key, n)
+        stats = prediction_stats(params, x, y)
+        deterministic, mc = time_passes(
+            params, pool, key, args.batch_size, args.warmup, args.repeats
+        )
+        workloads[n] = {
+            "n": n,
+            "labeled": int(labeled.size),
+            "model_stats": stats,
+            "forward": deterministic,
+            "mc_pass": mc,
+        }
+        print(
+            f"N={n}: forward {fmt(deterministic['median_s'])} s, MC pass "
+            f"{fmt(mc['median_s'])} s; accuracy {stats['accuracy']:.2f}, "
+            f"mean max prob {stats['mean_max_prob']:.2f}",
+            file=sys.stderr,
+        )
+        for budget in args.budgets:
+            for name in args.strategies:
+                registry_name, hparams = STRATEGIES[name]
+                strategy = jaxal.strategies.get(registry_name)(
+                    MODEL, budget, batch_size=args.batch_size, **hparams
+                )
+                result = time_compiled(
+                    strategy.select, (params, pool, key), True, args.warmup, args.repeats
+                )
+                distil = DISTIL_BUDGET_100.get(name, {}).get(n) if budget == 100 else None
+                row = {
+                    "strategy": name,
+                    "registry_name": registry_name,
+                    "hparams": {**hparams, "batch_size": args.batch_size},
+                    "n": n,
+                    "budget": budget,
+                    **result,
+                    "forward_median_s": deterministic["median_s"] if uses_model(name) else None,
+                    "forward_min_s": deterministic["min_s"] if uses_model(name) else None,
+                    "mc_pass_median_s": mc["median_s"] if is_mc(name) else None,
+                    "mc_pass_min_s": mc["min_s"] if is_mc(name) else None,
+                    "distil_s": distil,
+                    "speedup_vs_distil": distil / result["median_s"] if distil else None,
+                }
+                rows.append(row)
+                print(
+                    f"  {name:>20} N={n} budget={budget}: compile {fmt(result['compile_s'])} s"
+                    f", median {fmt(result['median_s'])} s",
+                    file=sys.stderr,
+                )
+
+    table = markdown_table(rows)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "environment": env,
+        "settings": {
+            "sizes": args.sizes,
+            "budgets": args.budgets,
+            "strategies": args.strategies,
+            "batch_size": args.batch_size,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "seed": args.seed,
+            "quick": args.quick,
+            "mc_samples": MC_SAMPLES,
+            "model": f"MLP {FEATURES} -> {HIDDEN} -> {CLASSES}, dropout {DROPOUT} on the "
+            "hidden units; embedding = ReLU output before dropout; head = last Dense",
+            "distil_source": "/work/shared/reference/distil_timings.md (budget 100 only)",
+        },
+        "workloads": list(workloads.values()),
+        "results": rows,
+        "table_markdown": table,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny seeded models and pools, built once per session."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxal
+
+N_POINTS = 96
+N_FEATURES = 6
+N_HIDDEN = 16
+N_CLASSES = 4
+N_LABELED = 12
+
+
+class DropoutMLP(nn.Module):
+    """features -> hidden (ReLU) -> dropout -> classes; returns (logits, hidden)."""
+
+    hidden: int = N_HIDDEN
+    classes: int = N_CLASSES
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        hidden = nn.relu(nn.Dense(self.hidden)(x))
+        dropped = nn.Dropout(0.5, deterministic=not train)(hidden)
+        return nn.Dense(self.classes)(dropped), hidden
+
+
+def dense_head(params, embedding):
+    """The last Dense layer of DropoutMLP, as a head function."""
+    layer = params["params"]["Dense_1"]
+    return embedding @ layer["kernel"] + layer["bias"]
+
+
+@pytest.fixture(scope="session")
+def mlp():
+    module = DropoutMLP()
+    x = jax.random.normal(jax.random.key(0), (N_POINTS, N_FEATURES))
+    params = module.init(jax.random.key(1), x[:2], train=False)
+    # Scale the weights up so that predictions are confident and varied.
+    params = jax.tree.map(lambda w: 2.0 * w, params)
+    return module, params, x
+
+
+@pytest.fixture(scope="session")
+def model(mlp):
+    return jaxal.from_flax(mlp[0])
+
+
+@pytest.fixture(scope="session")
+def head_model(mlp):
+    return jaxal.from_flax(mlp[0], head=dense_head, head_dropout=0.5)
+
+
+@pytest.fixture(scope="session")
+def params(mlp):
+    return mlp[1]
+
+
+@pytest.fixture(scope="session")
+def pool(mlp):
+    labeled = np.random.default_rng(0).choice(N_POINTS, N_LABELED, replace=False)
+    return jaxal.Pool.create(mlp[2], labeled=jnp.asarray(labeled))
+
+
+@pytest.fixture
+def key():
+    return jax.random.key(42)

@@ -1,0 +1,122 @@
+"""One table over every registered strategy: the invariants of DESIGN.md's contract."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxal
+from tests.conftest import N_POINTS
+
+BUDGET = 7
+
+# name -> hyperparameters under test; every registry entry must appear here.
+CASES = {
+    "random": [{}],
+    "least_confidence": [{}, {"mc_samples": 3}],
+    "margin": [{}, {"mc_samples": 3}],
+    "entropy": [{}, {"mc_samples": 3}],
+    "bald": [{"mc_samples": 4}],
+    "coreset": [{"chunk_size": 5}],
+    "kmeans": [{"max_iter": 5}, {"representation": "raw", "n_init": 2, "max_iter": 5}],
+    "badge": [
+        {},
+        {"embedding": "bias"},
+        {"embedding": "bias_linear"},
+        {"embedding": "params", "params_filter": "Dense_1"},
+    ],
+}
+TABLE = [(name, hp) for name, cases in CASES.items() for hp in cases]
+IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in hp.items()) or 'default'}" for name, hp in TABLE]
+
+
+def test_table_covers_registry():
+    assert set(CASES) == set(jaxal.strategies.REGISTRY)
+
+
+def _build(name, hparams, model, budget=BUDGET):
+    return jaxal.strategies.get(name)(model, budget, batch_size=40, **hparams)
+
+
+@pytest.fixture(params=["apply", "head"])
+def any_model(request, model, head_model):
+    return model if request.param == "apply" else head_model
+
+
+@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+def test_select_invariants(name, hparams, any_model, params, pool, key):
+    strategy = _build(name, hparams, any_model)
+    assert strategy.name == name and strategy.budget == BUDGET
+    indices = strategy.select(params, pool, key)
+    assert indices.dtype == jnp.int32 and indices.shape == (BUDGET,)
+    as_np = np.asarray(indices)
+    assert len(set(as_np.tolist())) == BUDGET, "indices must be distinct"
+    assert as_np.min() >= 0 and as_np.max() < N_POINTS
+    assert not np.asarray(pool.labeled)[as_np].any(), "a labeled point was selected"
+    again = strategy.select(params, pool, key)
+    np.testing.assert_array_equal(as_np, np.asarray(again))
+    jitted = jax.jit(strategy.select)(params, pool, key)
+    np.testing.assert_array_equal(as_np, np.asarray(jitted))
+
+
+@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+def test_score_contract(name, hparams, model, params, pool, key):
+    strategy = _build(name, hparams, model)
+    scores = strategy.score(params, pool, key)
+    if scores is None:
+        return
+    assert scores.dtype == jnp.float32 and scores.shape == (N_POINTS,)
+    labeled = np.asarray(pool.labeled)
+    assert np.all(np.isneginf(np.asarray(scores)[labeled]))
+    assert np.all(np.isfinite(np.asarray(scores)[~labeled]))
+    # select is the top `budget` of score (ties aside: the fixture has none).
+    expected = np.argsort(-np.asarray(scores), kind="stable")[:BUDGET]
+    np.testing.assert_array_equal(np.asarray(strategy.select(params, pool, key)), expected)
+
+
+@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+def test_round_compiles_once(name, hparams, model, params, pool, key):
+    strategy = _build(name, hparams, model, budget=3)
+    al_round = jax.jit(chex.assert_max_traces(jaxal.make_round(strategy), n=1))
+    current = pool
+    seen = set(np.flatnonzero(np.asarray(pool.labeled)).tolist())
+    for round_key in jax.random.split(key, 3):
+        current, indices = al_round(params, current, round_key)
+        picked = set(np.asarray(indices).tolist())
+        assert len(picked) == 3 and not picked & seen
+        seen |= picked
+        np.testing.assert_array_equal(np.flatnonzero(np.asarray(current.labeled)), sorted(seen))
+        current = current.label(indices, jnp.zeros(3, jnp.int32))
+    chex.clear_trace_counter()
+
+
+@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+def test_unfillable_slots_are_minus_one_under_jit(name, hparams, model, params, mlp):
+    unlabeled = 4
+    labeled = jnp.arange(N_POINTS) >= unlabeled
+    pool = jaxal.Pool.create(mlp[2], labeled=labeled)
+    strategy = _build(name, hparams, model)
+    with pytest.raises(ValueError, match="budget"):
+        strategy.select(params, pool, jax.random.key(0))
+    indices = np.asarray(jax.jit(strategy.select)(params, pool, jax.random.key(0)))
+    assert sorted(indices[:unlabeled].tolist()) == list(range(unlabeled))
+    assert np.all(indices[unlabeled:] == -1)
+
+
+@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+def test_convenience_select_matches_factory(name, hparams, model, params, pool, key):
+    via_name = jaxal.select(name, model, params, pool, key, BUDGET, batch_size=40, **hparams)
+    via_factory = _build(name, hparams, model).select(params, pool, key)
+    np.testing.assert_array_equal(np.asarray(via_name), np.asarray(via_factory))
+
+
+@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+def test_independent_of_batch_size(name, hparams, model, params, pool, key):
+    small = jaxal.strategies.get(name)(model, BUDGET, batch_size=7, **hparams)
+    large = jaxal.strategies.get(name)(model, BUDGET, batch_size=1000, **hparams)
+    np.testing.assert_array_equal(
+        np.asarray(small.select(params, pool, key)), np.asarray(large.select(params, pool, key))
+    )
