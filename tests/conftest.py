@@ -36,6 +36,20 @@ def dense_head(params, embedding):
     return embedding @ layer["kernel"] + layer["bias"]
 
 
+def numpy_mlp(params, x):
+    """float64 forward pass of conftest.DropoutMLP in eval mode: (logits, hidden)."""
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params["params"])
+    hidden = np.maximum(
+        np.asarray(x, np.float64) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"], 0
+    )
+    return hidden @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"], hidden
+
+
+def softmax(logits):
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
 @pytest.fixture(scope="session")
 def mlp():
     module = DropoutMLP()

@@ -17,26 +17,12 @@ from jaxal.model import (
     mc_map,
     parameter_gradients,
 )
-from tests.conftest import N_CLASSES, N_HIDDEN, N_POINTS
-
-
-def _numpy_mlp(params, x):
-    """float64 forward pass of conftest.DropoutMLP in eval mode: (logits, hidden)."""
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params["params"])
-    hidden = np.maximum(
-        np.asarray(x, np.float64) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"], 0
-    )
-    return hidden @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"], hidden
-
-
-def _softmax(logits):
-    shifted = np.exp(logits - logits.max(-1, keepdims=True))
-    return shifted / shifted.sum(-1, keepdims=True)
+from tests.conftest import N_CLASSES, N_HIDDEN, N_POINTS, numpy_mlp, softmax
 
 
 def test_forward_matches_numpy_and_chunks(model, params, mlp):
     x = mlp[2]
-    logits, hidden = _numpy_mlp(params, x)
+    logits, hidden = numpy_mlp(params, x)
     for batch_size in (7, 32, 1000):
         got_logits, got_hidden = forward(model, params, x, batch_size)
         np.testing.assert_allclose(got_logits, logits, rtol=1e-4, atol=1e-4)
@@ -47,13 +33,13 @@ def test_head_path_matches_numpy_with_the_same_masks(head_model, params, mlp, ke
     x = mlp[2]
     samples = 5
     probs = mc_map(head_model, params, x, key, samples, 11, lambda p: jnp.swapaxes(p, 0, 1))
-    logits, hidden = _numpy_mlp(params, x)
+    logits, hidden = numpy_mlp(params, x)
     p1 = np.asarray(params["params"]["Dense_1"]["kernel"], np.float64)
     b1 = np.asarray(params["params"]["Dense_1"]["bias"], np.float64)
     for s, sample_key in enumerate(jax.random.split(key, samples)):
         seed = jax.random.bits(sample_key, (), jnp.uint32)
         keep = np.asarray(dropout_keep_mask(seed, jnp.arange(N_POINTS), N_HIDDEN, 0.5))
-        expected = _softmax((hidden * keep * 2.0) @ p1 + b1)
+        expected = softmax((hidden * keep * 2.0) @ p1 + b1)
         np.testing.assert_allclose(probs[:, s], expected, rtol=1e-4, atol=1e-5)
 
 
@@ -96,7 +82,7 @@ def test_gradient_embedding_matches_distil_layout(kind):
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(20, N_CLASSES)).astype(np.float32) * 3
     hidden = np.abs(rng.normal(size=(20, N_HIDDEN))).astype(np.float32)
-    grad_logits = _softmax(logits.astype(np.float64))
+    grad_logits = softmax(logits.astype(np.float64))
     grad_logits[np.arange(20), logits.argmax(1)] -= 1.0
     outer = np.einsum("nc,nd->ncd", grad_logits, hidden).reshape(20, -1)
     distil = {
@@ -120,8 +106,8 @@ def test_gradient_embedding_rejects_unknown_kind():
 
 def test_parameter_gradients_match_closed_form_for_dense_head(model, params, mlp):
     x = mlp[2]
-    logits, hidden = _numpy_mlp(params, x)
-    grad_logits = _softmax(logits)
+    logits, hidden = numpy_mlp(params, x)
+    grad_logits = softmax(logits)
     grad_logits[np.arange(N_POINTS), logits.argmax(1)] -= 1.0
     # Leaf order under "Dense_1": bias [C], then kernel [D, C] (D-major flattening).
     expected = np.concatenate(
