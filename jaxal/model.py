@@ -317,14 +317,7 @@ def parameter_gradients(
     Raises:
         ValueError: no parameter leaf passes the filter.
     """
-    if isinstance(params_filter, str):
-        substring = params_filter
-
-        def keep(name: str) -> bool:
-            return substring in name
-
-    else:
-        keep = params_filter
+    keep = _as_predicate(params_filter)
     paths_and_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
     selected = [i for i, (path, _) in enumerate(paths_and_leaves) if keep(_path_name(path))]
     if not selected:
@@ -346,6 +339,12 @@ def parameter_gradients(
         return jnp.concatenate([g.reshape(chunk.shape[0], -1) for g in grads], axis=1)
 
     return map_chunks(one_chunk, x, chunk_size=batch_size).astype(jnp.float32)
+
+
+def _as_predicate(params_filter: Callable[[str], bool] | str) -> Callable[[str], bool]:
+    if isinstance(params_filter, str):
+        return lambda name: params_filter in name
+    return params_filter
 
 
 def _path_name(path) -> str:

@@ -41,31 +41,42 @@ def _build(name, hparams, model, budget=BUDGET):
     return jaxal.strategies.get(name)(model, budget, batch_size=40, **hparams)
 
 
-@pytest.fixture(params=["apply", "head"])
-def any_model(request, model, head_model):
-    return model if request.param == "apply" else head_model
+SCORED = {"least_confidence", "margin", "entropy", "bald"}
+MC_TABLE = [(name, hp) for name, hp in TABLE if "mc_samples" in hp]
+
+
+def _check_invariants(strategy, params, pool, key):
+    """Eager once, jitted twice: exact budget, int32, distinct, in range, never labeled."""
+    indices = np.asarray(strategy.select(params, pool, key))
+    assert strategy.select(params, pool, key).dtype == jnp.int32
+    assert indices.shape == (BUDGET,)
+    assert len(set(indices.tolist())) == BUDGET, "indices must be distinct"
+    assert indices.min() >= 0 and indices.max() < N_POINTS
+    assert not np.asarray(pool.labeled)[indices].any(), "a labeled point was selected"
+    select = jax.jit(strategy.select)
+    np.testing.assert_array_equal(indices, np.asarray(select(params, pool, key)))
+    np.testing.assert_array_equal(indices, np.asarray(select(params, pool, key)))
 
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
-def test_select_invariants(name, hparams, any_model, params, pool, key):
-    strategy = _build(name, hparams, any_model)
+def test_select_invariants(name, hparams, model, params, pool, key):
+    strategy = _build(name, hparams, model)
     assert strategy.name == name and strategy.budget == BUDGET
-    indices = strategy.select(params, pool, key)
-    assert indices.dtype == jnp.int32 and indices.shape == (BUDGET,)
-    as_np = np.asarray(indices)
-    assert len(set(as_np.tolist())) == BUDGET, "indices must be distinct"
-    assert as_np.min() >= 0 and as_np.max() < N_POINTS
-    assert not np.asarray(pool.labeled)[as_np].any(), "a labeled point was selected"
-    again = strategy.select(params, pool, key)
-    np.testing.assert_array_equal(as_np, np.asarray(again))
-    jitted = jax.jit(strategy.select)(params, pool, key)
-    np.testing.assert_array_equal(as_np, np.asarray(jitted))
+    for hp, value in hparams.items():
+        assert getattr(strategy, hp) == value
+    _check_invariants(strategy, params, pool, key)
+
+
+@pytest.mark.parametrize(("name", "hparams"), MC_TABLE, ids=[f"{n}-head" for n, _ in MC_TABLE])
+def test_select_invariants_head_path(name, hparams, head_model, params, pool, key):
+    _check_invariants(_build(name, hparams, head_model), params, pool, key)
 
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
 def test_score_contract(name, hparams, model, params, pool, key):
     strategy = _build(name, hparams, model)
-    scores = strategy.score(params, pool, key)
+    scores = jax.jit(strategy.score)(params, pool, key)
+    assert (scores is not None) == (name in SCORED)
     if scores is None:
         return
     assert scores.dtype == jnp.float32 and scores.shape == (N_POINTS,)
@@ -74,7 +85,7 @@ def test_score_contract(name, hparams, model, params, pool, key):
     assert np.all(np.isfinite(np.asarray(scores)[~labeled]))
     # select is the top `budget` of score (ties aside: the fixture has none).
     expected = np.argsort(-np.asarray(scores), kind="stable")[:BUDGET]
-    np.testing.assert_array_equal(np.asarray(strategy.select(params, pool, key)), expected)
+    np.testing.assert_array_equal(np.asarray(jax.jit(strategy.select)(params, pool, key)), expected)
 
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
@@ -106,7 +117,7 @@ def test_unfillable_slots_are_minus_one_under_jit(name, hparams, model, params, 
     assert np.all(indices[unlabeled:] == -1)
 
 
-@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+@pytest.mark.parametrize(("name", "hparams"), [("entropy", {}), ("badge", {"embedding": "bias"})])
 def test_convenience_select_matches_factory(name, hparams, model, params, pool, key):
     via_name = jaxal.select(name, model, params, pool, key, BUDGET, batch_size=40, **hparams)
     via_factory = _build(name, hparams, model).select(params, pool, key)
@@ -118,5 +129,6 @@ def test_independent_of_batch_size(name, hparams, model, params, pool, key):
     small = jaxal.strategies.get(name)(model, BUDGET, batch_size=7, **hparams)
     large = jaxal.strategies.get(name)(model, BUDGET, batch_size=1000, **hparams)
     np.testing.assert_array_equal(
-        np.asarray(small.select(params, pool, key)), np.asarray(large.select(params, pool, key))
+        np.asarray(jax.jit(small.select)(params, pool, key)),
+        np.asarray(jax.jit(large.select)(params, pool, key)),
     )

@@ -137,6 +137,7 @@ def kmeans_plusplus(
     """
     if first not in ("uniform", "max_norm"):
         raise ValueError(f"first must be 'uniform' or 'max_norm', got {first!r}")
+    uniforms = jnp.asarray(uniforms)
     points_sq = _points.sq_norms(points)
 
     def pick(t, nearest_sq, available):

@@ -59,13 +59,19 @@ def gather(points: Points, indices: jax.Array) -> Points:
 
 def inner_products(points: Points, others: Points) -> jax.Array:
     """float [N, M]: <points[i], others[j]> for every pair."""
-    if isinstance(points, OuterProduct):
+    if isinstance(points, OuterProduct) and isinstance(others, OuterProduct):
         return (points.left @ others.left.T) * (points.right @ others.right.T)
+    if isinstance(points, OuterProduct) or isinstance(others, OuterProduct):
+        raise TypeError("points and others must have the same representation")
     return points @ others.T
 
 
 def sq_distances(points: Points, others: Points, points_sq: jax.Array | None = None) -> jax.Array:
-    """float [N, M]: squared distances, by ||x||^2 + ||y||^2 - 2 <x, y>, clipped at 0.
+    """float [N, M]: squared distances, by ||x||^2 + ||y||^2 - 2 <x, y>.
+
+    The formula cancels: identical points would come out a few ulps apart. Results below
+    ``_ROUNDOFF * (||x||^2 + ||y||^2)`` are therefore set to exactly 0, so duplicates are
+    at distance 0 and ties between them are real ties.
 
     Args:
         points: N points.
@@ -73,8 +79,9 @@ def sq_distances(points: Points, others: Points, points_sq: jax.Array | None = N
         points_sq: optional precomputed ``sq_norms(points)`` [N].
     """
     points_sq = sq_norms(points) if points_sq is None else points_sq
-    cross = inner_products(points, others)
-    return jnp.maximum(points_sq[:, None] + sq_norms(others)[None, :] - 2.0 * cross, 0.0)
+    return _from_inner(
+        points_sq[:, None], sq_norms(others)[None, :], inner_products(points, others)
+    )
 
 
 def sq_distances_to(points: Points, index: jax.Array, points_sq: jax.Array) -> jax.Array:
@@ -136,10 +143,21 @@ def nearest(points: Points, centers: Points, chunk_size: int = 4096) -> tuple[ja
     def one_chunk(*leaves_and_index):
         chunk = _rebuild(points, leaves_and_index[:-1])
         cross = inner_products(chunk, centers)
-        distances = jnp.maximum(sq_norms(chunk)[:, None] + centers_sq[None, :] - 2.0 * cross, 0.0)
+        distances = _from_inner(sq_norms(chunk)[:, None], centers_sq[None, :], cross)
         return jnp.argmin(distances, axis=1).astype(jnp.int32), jnp.min(distances, axis=1)
 
     return map_chunks(one_chunk, *_leaves(points), chunk_size=chunk_size)
+
+
+# Relative size of the cancellation error of ||x||^2 + ||y||^2 - 2 <x, y> in float32.
+_ROUNDOFF = 16 * float(jnp.finfo(jnp.float32).eps)
+
+
+def _from_inner(x_sq: jax.Array, y_sq: jax.Array, cross: jax.Array) -> jax.Array:
+    """Squared distances from squared norms and inner products (broadcasting)."""
+    norms = x_sq + y_sq
+    distances = norms - 2.0 * cross
+    return jnp.where(distances <= _ROUNDOFF * norms, 0.0, distances)
 
 
 def _leaves(points: Points) -> tuple[jax.Array, ...]:

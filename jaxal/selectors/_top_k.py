@@ -9,8 +9,8 @@ import jax.numpy as jnp
 def top_k(scores: jax.Array, candidates: jax.Array, budget: int) -> jax.Array:
     """The ``budget`` candidates with the highest scores, best first.
 
-    Ties go to the lower index (a stable descending sort, as DISTIL). NaN ranks below every
-    number, and -inf just above non-candidates, so a candidate always beats a non-candidate.
+    Ties go to the lower index (a stable descending sort, as DISTIL). NaN and -inf scores
+    rank below every finite score (tied with each other) and above every non-candidate.
 
     Args:
         scores: float [N].

@@ -1,0 +1,189 @@
+"""jaxal.scores against the float64 NumPy reference."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxal import scores
+
+try:
+    from tests import reference as ref
+except ImportError:  # tests/ is not a package: pytest puts it on sys.path
+    import reference as ref
+
+SHAPES = [(1, 2), (13, 3), (5, 100)]
+SEEDS = [0, 1, 2]
+ATOL = 2e-5
+
+# Jitted entry points: one compilation per shape (eager dispatch compiles every primitive
+# separately and is ~10x slower on CPU). test_scores_under_jit_match checks jit == eager.
+ENTROPY = jax.jit(scores.entropy)
+LEAST_CONFIDENCE = jax.jit(scores.least_confidence)
+MARGIN = jax.jit(scores.margin)
+MUTUAL_INFORMATION = jax.jit(scores.mutual_information)
+
+
+def dirichlet(seed: int, shape: tuple[int, ...], alpha: float = 1.0) -> np.ndarray:
+    """float32 probabilities of ``shape`` (last axis = classes), rows renormalized in f32."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(shape[-1], alpha), size=shape[:-1]).astype(np.float32)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def saturated(seed: int, n: int, c: int) -> np.ndarray:
+    """Softmax of huge logits: many entries underflow to exactly 0, some rows one-hot."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, c)).astype(np.float32) * 200.0
+    return np.asarray(jax.nn.softmax(jnp.asarray(logits), axis=-1))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_entropy_matches_reference(shape):
+    for seed in SEEDS:
+        for alpha in (0.1, 1.0):
+            p = dirichlet(seed, shape, alpha)
+            got = np.asarray(ENTROPY(jnp.asarray(p)))
+            assert got.shape == shape[:-1]
+            assert got.dtype == np.float32
+            np.testing.assert_allclose(got, ref.entropy(p), atol=ATOL, rtol=1e-5)
+            assert np.all(got >= -1e-6) and np.all(got <= np.log(shape[-1]) + 1e-5)
+
+
+def test_entropy_batched_leading_axes():
+    p = dirichlet(3, (4, 6, 5))
+    got = np.asarray(ENTROPY(jnp.asarray(p)))
+    assert got.shape == (4, 6)
+    np.testing.assert_allclose(got, ref.entropy(p), atol=ATOL, rtol=1e-5)
+
+
+def test_entropy_uniform_is_log_c():
+    for c in (2, 3, 10):
+        got = np.asarray(ENTROPY(jnp.full((4, c), 1.0 / c, jnp.float32)))
+        np.testing.assert_allclose(got, np.log(c), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_least_confidence_matches_reference(shape):
+    for seed in SEEDS:
+        p = dirichlet(seed, shape)
+        got = np.asarray(LEAST_CONFIDENCE(jnp.asarray(p)))
+        assert got.shape == shape[:-1]
+        np.testing.assert_allclose(got, ref.least_confidence(p), atol=1e-6)
+        assert np.all(got >= 0) and np.all(got <= 1 - 1 / shape[-1] + 1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_margin_matches_reference(shape):
+    for seed in SEEDS:
+        p = dirichlet(seed, shape)
+        got = np.asarray(MARGIN(jnp.asarray(p)))
+        assert got.shape == shape[:-1]
+        np.testing.assert_allclose(got, ref.margin(p), atol=1e-6)
+        assert np.all(got <= 0) and np.all(got >= -1)
+
+
+def test_margin_ties_are_zero():
+    p = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [0.0, 0.0, 1.0]], np.float32)
+    got = np.asarray(MARGIN(jnp.asarray(p)))
+    np.testing.assert_array_equal(got, np.array([0.0, 0.0, -1.0], np.float32))
+
+
+@pytest.mark.parametrize("samples,n,c", [(1, 5, 3), (2, 7, 2), (5, 13, 4), (8, 6, 10)])
+def test_mutual_information_matches_reference(samples, n, c):
+    for seed in SEEDS:
+        for alpha in (0.3, 3.0):
+            p = dirichlet(seed, (samples, n, c), alpha)
+            got = np.asarray(MUTUAL_INFORMATION(jnp.asarray(p)))
+            assert got.shape == (n,)
+            np.testing.assert_allclose(got, ref.mutual_information(p), atol=ATOL, rtol=1e-4)
+            assert np.all(got >= 0.0)
+            assert np.all(got <= np.log(c) + 1e-5)
+
+
+def test_mutual_information_nonnegative_near_zero():
+    # Samples that agree up to tiny perturbations: the unclipped difference can round
+    # below zero; the score must still be >= 0.
+    for seed in SEEDS:
+        base = dirichlet(seed, (64, 5))
+        rng = np.random.default_rng(seed + 100)
+        noisy = base[None] * (1 + 1e-6 * rng.normal(size=(6, 64, 5)).astype(np.float32))
+        noisy = (noisy / noisy.sum(-1, keepdims=True)).astype(np.float32)
+        got = np.asarray(MUTUAL_INFORMATION(jnp.asarray(noisy)))
+        assert np.all(got >= 0.0)
+        assert np.all(got < 1e-5)
+
+
+@pytest.mark.parametrize("samples", [1, 2])
+def test_mutual_information_zero_for_identical_samples_exact(samples):
+    # With S in {1, 2}, mean_s p == p exactly in float32, so eagerly I is exactly 0.
+    p = dirichlet(7, (20, 6))
+    mc = jnp.asarray(np.broadcast_to(p, (samples, *p.shape)))
+    eager = np.asarray(scores.mutual_information(mc))
+    np.testing.assert_array_equal(eager, np.zeros(20, np.float32))
+    # Under jit, XLA fuses the two entropies with different reduction orders: H(mean) and
+    # mean H can differ by one ulp of log C (observed 1.19e-07), so only round-off is left.
+    jitted = np.asarray(MUTUAL_INFORMATION(mc))
+    assert np.all(jitted >= 0.0)
+    np.testing.assert_allclose(jitted, 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("samples", [3, 8])
+def test_mutual_information_zero_for_identical_samples(samples):
+    # Other S: the float32 mean may round (3p is not exact), so only round-off is left.
+    p = dirichlet(8, (20, 6))
+    mc = np.broadcast_to(p, (samples, *p.shape)).copy()
+    got = np.asarray(MUTUAL_INFORMATION(jnp.asarray(mc)))
+    assert np.all(got >= 0.0)
+    np.testing.assert_allclose(got, 0.0, atol=1e-6)
+
+
+def test_mutual_information_disagreeing_one_hot_samples():
+    # Two confident samples that disagree: I = H(mean) - 0 = log 2.
+    mc = np.array([[[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]]], np.float32)
+    got = np.asarray(MUTUAL_INFORMATION(jnp.asarray(mc)))
+    np.testing.assert_allclose(got, [np.log(2.0)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_saturated_softmax_scores_are_finite(seed):
+    p = saturated(seed, 40, 6)
+    assert np.any(p == 0.0), "the fixture must contain exact zeros"
+    assert np.any(np.max(p, axis=-1) == 1.0), "the fixture must contain one-hot rows"
+    ent = np.asarray(ENTROPY(jnp.asarray(p)))
+    assert np.all(np.isfinite(ent))
+    np.testing.assert_allclose(ent, ref.entropy(p), atol=ATOL)
+    for fn in (LEAST_CONFIDENCE, MARGIN):
+        assert np.all(np.isfinite(np.asarray(fn(jnp.asarray(p)))))
+    mc = np.stack([p, saturated(seed + 10, 40, 6)])
+    mi = np.asarray(MUTUAL_INFORMATION(jnp.asarray(mc)))
+    assert np.all(np.isfinite(mi)) and np.all(mi >= 0)
+    np.testing.assert_allclose(mi, ref.mutual_information(mc), atol=ATOL)
+
+
+def test_entropy_one_hot_rows_are_exactly_zero():
+    p = jnp.asarray(np.eye(5, dtype=np.float32)[[0, 3, 4, 1]])
+    for fn in (scores.entropy, ENTROPY):  # eager and jitted
+        np.testing.assert_array_equal(np.asarray(fn(p)), np.zeros(4, np.float32))
+
+
+def test_entropy_saturated_rows_exact_zero():
+    logits = jnp.array([[1000.0, 0.0, -1000.0], [0.0, 500.0, 0.0]], jnp.float32)
+    p = jax.nn.softmax(logits, axis=-1)
+    got = np.asarray(ENTROPY(p))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_array_equal(got, np.zeros(2, np.float32))
+
+
+def test_scores_under_jit_match():
+    p = jnp.asarray(dirichlet(11, (9, 4)))
+    mc = jnp.asarray(dirichlet(12, (3, 9, 4)))
+    for fn, x in [
+        (scores.entropy, p),
+        (scores.least_confidence, p),
+        (scores.margin, p),
+        (scores.mutual_information, mc),
+    ]:
+        np.testing.assert_allclose(np.asarray(jax.jit(fn)(x)), np.asarray(fn(x)), atol=1e-6)
