@@ -81,7 +81,7 @@ def k_center_greedy(
     reference: jax.Array,
     budget: int,
     key: jax.Array,
-    chunk_size: int = 1024,
+    chunk_size: int = 128,
 ) -> jax.Array:
     """Greedy k-center (Sener & Savarese 2018): the candidate furthest from all chosen.
 

@@ -91,7 +91,7 @@ def sq_distances_to(points: Points, index: jax.Array, points_sq: jax.Array) -> j
 
 
 def min_sq_distances_to_members(
-    points: Points, members: jax.Array, points_sq: jax.Array, chunk_size: int = 1024
+    points: Points, members: jax.Array, points_sq: jax.Array, chunk_size: int = 128
 ) -> jax.Array:
     """float [N]: squared distance of every point to the nearest member, +inf if none.
 

@@ -42,7 +42,7 @@ def coreset(
     budget: int,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    chunk_size: int = 1024,
+    chunk_size: int = 128,
 ) -> Strategy:
     """CoreSet (Sener & Savarese 2018): greedy k-center on the penultimate embeddings.
 
@@ -54,7 +54,8 @@ def coreset(
         model: the :class:`jaxal.Model`.
         budget: points per selection.
         batch_size: points per forward pass.
-        chunk_size: labeled points per distance block.
+        chunk_size: labeled points per distance block (small blocks keep the [N, chunk]
+            distances in cache: 128 measured fastest here).
     """
     budget, batch_size = check_common(budget, batch_size)
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
