@@ -37,16 +37,6 @@ def optional_positive_int(value: object, name: str) -> int | None:
     return None if value is None else positive_int(value, name)
 
 
-def probability(value: object, name: str, *, inclusive_one: bool = False) -> float:
-    """Return ``value`` as a float in [0, 1) (or [0, 1]), or raise naming ``name``."""
-    as_float = float(value)  # type: ignore[arg-type]
-    upper_ok = as_float <= 1.0 if inclusive_one else as_float < 1.0
-    if not (0.0 <= as_float and upper_ok):
-        bound = "]" if inclusive_one else ")"
-        raise ValueError(f"{name} must be in [0, 1{bound}, got {value!r}")
-    return as_float
-
-
 def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
     """Return ``value`` if it is one of ``allowed``, or raise listing them."""
     if value not in allowed:
@@ -58,12 +48,6 @@ def rank_at_least(array: jax.Array, rank: int, name: str) -> None:
     """Raise unless ``array`` has at least ``rank`` dimensions."""
     if jnp.ndim(array) < rank:
         raise ValueError(f"{name} must have rank >= {rank}, got shape {jnp.shape(array)}")
-
-
-def rank_exactly(array: jax.Array, rank: int, name: str) -> None:
-    """Raise unless ``array`` has exactly ``rank`` dimensions."""
-    if jnp.ndim(array) != rank:
-        raise ValueError(f"{name} must have rank {rank}, got shape {jnp.shape(array)}")
 
 
 def finite(array: jax.Array, name: str) -> None:

@@ -46,8 +46,12 @@ def margin(probs: jax.Array) -> jax.Array:
     Returns:
         float [N], in [-1, 0]; the smallest margin scores highest.
     """
-    top_two = jax.lax.top_k(probs, 2)[0]
-    return top_two[..., 1] - top_two[..., 0]
+    # Two max passes instead of lax.top_k(probs, 2), which is several times slower on CPU.
+    first = jnp.argmax(probs, axis=-1, keepdims=True)
+    is_first = jnp.arange(probs.shape[-1]) == first
+    largest = jnp.max(probs, axis=-1)
+    runner_up = jnp.max(jnp.where(is_first, -jnp.inf, probs), axis=-1)
+    return runner_up - largest
 
 
 def mutual_information(mc_probs: jax.Array) -> jax.Array:

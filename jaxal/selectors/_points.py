@@ -38,11 +38,6 @@ class OuterProduct(NamedTuple):
 Points = jax.Array | OuterProduct
 
 
-def num_points(points: Points) -> int:
-    """N, the number of points."""
-    return (points.left if isinstance(points, OuterProduct) else points).shape[0]
-
-
 def sq_norms(points: Points) -> jax.Array:
     """float [N]: squared norm of every point."""
     if isinstance(points, OuterProduct):
