@@ -11,6 +11,8 @@ from jaxal.strategies.uncertainty import bald as bald
 from jaxal.strategies.uncertainty import entropy as entropy
 from jaxal.strategies.uncertainty import least_confidence as least_confidence
 from jaxal.strategies.uncertainty import margin as margin
+from jaxal.strategies.wrappers import partition as partition
+from jaxal.strategies.wrappers import stochastic as stochastic
 
 __all__ = [
     "REGISTRY",
@@ -23,5 +25,7 @@ __all__ = [
     "kmeans",
     "least_confidence",
     "margin",
+    "partition",
     "random",
+    "stochastic",
 ]

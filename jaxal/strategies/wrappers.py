@@ -1,0 +1,159 @@
+"""Strategies built over other strategies: stochastic batch acquisition and partitioning."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxal import _checks, selectors
+from jaxal.model import Model
+from jaxal.pool import Pool
+from jaxal.strategies import _registry
+from jaxal.strategies._base import Strategy, candidates_for, no_score
+
+
+def stochastic(
+    base: Strategy | Model | None,
+    budget: int | None = None,
+    *,
+    mode: str = "power",
+    beta: float = 1.0,
+    strategy: str = "bald",
+    **base_hparams: Any,
+) -> Strategy:
+    """Stochastic batch acquisition (Kirsch et al. 2023) over any strategy with a score.
+
+    Draws ``budget`` unlabeled points without replacement, each draw proportional to a
+    transformed score (``jaxal.selectors.log_weights``: ``"power"`` s^beta, ``"softmax"``
+    exp(beta s), ``"softrank"`` rank^-beta) instead of the deterministic top-k, which
+    diversifies large batches at no cost. As beta grows it tends to the top-k.
+
+    Either wrap a strategy, ``stochastic(jaxal.strategies.bald(model, 100), mode="power")``,
+    or name one, ``stochastic(model, 100, strategy="bald", mc_samples=10)`` (the registry
+    form used by ``jaxal.select("stochastic", ...)``).
+
+    Args:
+        base: a scored :class:`Strategy`, or the model to build ``strategy`` with.
+        budget: points per selection; default the wrapped strategy's budget.
+        mode: ``"power"`` (non-negative scores: BALD, entropy), ``"softmax"``,
+            ``"softrank"``.
+        beta: inverse temperature > 0.
+        strategy, base_hparams: the strategy to build when ``base`` is a model.
+
+    Returns:
+        A :class:`Strategy` named ``"stochastic"`` whose ``score`` is the wrapped score.
+
+    Raises:
+        TypeError: at trace time, if the wrapped strategy has no per-point score.
+    """
+    inner = _inner_strategy(base, budget, strategy, base_hparams)
+    budget = inner.budget if budget is None else _checks.positive_int(budget, "budget")
+    _checks.one_of(mode, selectors.STOCHASTIC_MODES, "mode")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta!r}")
+
+    def select(params, pool, key):
+        candidates = candidates_for(pool, budget)
+        score_key, draw_key = jax.random.split(key)
+        scores = inner.score(params, pool, score_key)
+        if scores is None:
+            raise TypeError(f"stochastic needs a strategy with a score; {inner.name!r} has none")
+        if mode == "power" and _checks.is_concrete(scores):
+            _require_non_negative(scores, candidates, inner.name)
+        return selectors.stochastic_top_k(
+            scores, candidates, budget, draw_key, mode=mode, beta=beta
+        )
+
+    hparams = {**inner.hparams, "mode": mode, "beta": beta, "strategy": inner.name, "base": inner}
+    return Strategy("stochastic", budget, hparams, select, inner.score)
+
+
+def partition(
+    base: Model | None,
+    budget: int,
+    *,
+    strategy: str = "badge",
+    parts: int = 2,
+    shuffle: bool = False,
+    **base_hparams: Any,
+) -> Strategy:
+    """DISTIL's PartitionStrategy: split the pool, split the budget, select in each part.
+
+    Part i holds positions [s_{i-1}, s_i) with s_i = ceil(N (i + 1) / parts) (of the pool,
+    or of a permutation of it drawn from the key when ``shuffle``: DISTIL's parts are
+    contiguous, so a pool sorted by class gives class-biased parts). Part i's budget is
+    c_i - c_{i-1} with c_i = ceil(budget s_i / N), so the budgets add up to ``budget``;
+    they follow the part sizes, not the unlabeled counts, so every part needs that many
+    unlabeled points (a part whose budget rounds to 0 is skipped). Use it to bound the
+    memory of strategies that are quadratic in N.
+
+    Args:
+        base: the model, passed to the wrapped factory.
+        budget: points per selection, >= parts.
+        strategy: the registry name of the wrapped strategy.
+        parts: the number of parts, 1 <= parts <= budget.
+        shuffle: draw a random partition from the key instead of contiguous ranges.
+        base_hparams: the wrapped strategy's hyperparameters.
+
+    Returns:
+        A :class:`Strategy` named ``"partition"``; its indices are part by part, each in
+        the wrapped strategy's order.
+    """
+    budget = _checks.positive_int(budget, "budget")
+    parts = _checks.positive_int(parts, "parts")
+    if parts > budget:
+        raise ValueError(f"parts={parts} must not exceed budget={budget}")
+    factory = _registry.get(strategy)
+    factory(base, 1, **base_hparams)  # fail fast on bad hyperparameters
+
+    def select(params, pool, key):
+        candidates_for(pool, budget)
+        n = pool.size
+        if parts > n:
+            raise ValueError(f"parts={parts} must not exceed the pool size ({n})")
+        order_key, select_key = jax.random.split(key)
+        order = jax.random.permutation(order_key, n) if shuffle else jnp.arange(n)
+        bounds = [math.ceil(n * (i + 1) / parts) for i in range(parts)]
+        picked = []
+        for i, (stop, part_budget) in enumerate(zip(bounds, _split(budget, bounds), strict=True)):
+            start = bounds[i - 1] if i else 0
+            if part_budget == 0:
+                continue
+            positions = order[start:stop].astype(jnp.int32)
+            sub_pool = Pool(pool.x[positions], pool.y[positions], pool.labeled[positions])
+            sub = factory(base, part_budget, **base_hparams)
+            local = sub.select(params, sub_pool, jax.random.fold_in(select_key, i))
+            picked.append(jnp.where(local >= 0, positions[jnp.maximum(local, 0)], -1))
+        return jnp.concatenate(picked)
+
+    hparams = {"strategy": strategy, "parts": parts, "shuffle": shuffle, **base_hparams}
+    return Strategy("partition", budget, hparams, select, no_score)
+
+
+def _split(budget: int, bounds: list[int]) -> list[int]:
+    """Per-part budgets c_i - c_{i-1}, c_i = ceil(budget * s_i / N), s_i = ``bounds``."""
+    cumulative = [math.ceil(budget * stop / bounds[-1]) for stop in bounds]
+    return [c - (cumulative[i - 1] if i else 0) for i, c in enumerate(cumulative)]
+
+
+def _inner_strategy(base, budget, strategy, base_hparams) -> Strategy:
+    if isinstance(base, Strategy):
+        if base_hparams:
+            raise ValueError(
+                f"hyperparameters {sorted(base_hparams)} apply only when base is a model"
+            )
+        return base
+    if budget is None:
+        raise ValueError("budget is required when base is a model")
+    return _registry.get(strategy)(base, budget, **base_hparams)
+
+
+def _require_non_negative(scores: jax.Array, candidates: jax.Array, name: str) -> None:
+    if bool(jnp.any(candidates & (scores < 0))):
+        raise ValueError(
+            f"mode='power' needs non-negative scores; {name!r} gives negative ones "
+            "(use mode='softmax' or 'softrank')"
+        )
