@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# Four host devices, so that sharded pools can be tested on a CPU. Must precede `import jax`.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+).strip()
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp

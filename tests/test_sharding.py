@@ -1,0 +1,43 @@
+"""A pool sharded over devices gives the same indices as the unsharded pool."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import jaxal
+from tests.test_contract import BUDGET, IDS, TABLE
+
+pytestmark = pytest.mark.skipif(
+    len(jax.devices()) < 4, reason="needs 4 devices (conftest sets 4 host devices)"
+)
+
+
+def _shard(pool: jaxal.Pool) -> jaxal.Pool:
+    mesh = Mesh(np.array(jax.devices()[:4]), ("data",))
+    rows = NamedSharding(mesh, PartitionSpec("data"))
+    return dataclasses.replace(
+        pool,
+        x=jax.device_put(pool.x, rows),
+        y=jax.device_put(pool.y, rows),
+        labeled=jax.device_put(pool.labeled, rows),
+    )
+
+
+def test_pool_is_really_sharded(pool):
+    sharded = _shard(pool)
+    assert len(sharded.x.sharding.device_set) == 4
+    assert sharded.x.addressable_shards[0].data.shape[0] == pool.size // 4
+
+
+@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+def test_sharded_equals_unsharded(name, hparams, model, params, pool, key):
+    strategy = jaxal.strategies.get(name)(model, BUDGET, batch_size=40, **hparams)
+    select = jax.jit(strategy.select)
+    expected = np.asarray(select(params, pool, key))
+    got = np.asarray(select(params, _shard(pool), key))
+    np.testing.assert_array_equal(got, expected)
