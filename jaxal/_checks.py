@@ -12,6 +12,7 @@ import operator
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 
 def is_concrete(*arrays: object) -> bool:
@@ -50,7 +51,7 @@ def rank_at_least(array: jax.Array, rank: int, name: str) -> None:
         raise ValueError(f"{name} must have rank >= {rank}, got shape {jnp.shape(array)}")
 
 
-def finite(array: jax.Array, name: str) -> None:
+def finite(array: ArrayLike, name: str) -> None:
     """Raise if a concrete floating ``array`` holds NaN or infinity (no-op under jit)."""
     if is_concrete(array) and jnp.issubdtype(jnp.result_type(array), jnp.inexact):
         if not bool(np.all(np.isfinite(np.asarray(array)))):

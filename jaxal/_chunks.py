@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 
 
-def map_chunks(fn: Callable[..., Any], *arrays: jax.Array, chunk_size: int) -> Any:
+def map_chunks(
+    fn: Callable[..., Any], *arrays: jax.Array, chunk_size: int, offset: jax.Array | int = 0
+) -> Any:
     """Apply ``fn`` to consecutive row chunks and concatenate the results.
 
     The leading ``N // chunk_size`` full chunks go through one ``lax.map``; the remainder,
@@ -21,6 +23,8 @@ def map_chunks(fn: Callable[..., Any], *arrays: jax.Array, chunk_size: int) -> A
             leaves have leading axis B.
         *arrays: arrays with the same leading axis N.
         chunk_size: B, a Python int >= 1.
+        offset: int32 scalar, the global position of row 0 (a pool that is one chunk of a
+            larger one).
 
     Returns:
         The pytree of ``fn``'s outputs, each leaf with leading axis N.
@@ -29,7 +33,7 @@ def map_chunks(fn: Callable[..., Any], *arrays: jax.Array, chunk_size: int) -> A
     chunk_size = min(chunk_size, n)
     full = n // chunk_size
     head = full * chunk_size
-    index = jnp.arange(n, dtype=jnp.int32)
+    index = jnp.arange(n, dtype=jnp.int32) + jnp.asarray(offset, jnp.int32)
     parts = []
     if full == 1:
         parts.append(fn(*(a[:head] for a in arrays), index[:head]))

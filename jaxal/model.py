@@ -172,11 +172,13 @@ def mc_map(
     mc_samples: int,
     batch_size: int,
     reduce: Callable[[jax.Array], Any],
+    offset: jax.Array | int = 0,
 ) -> Any:
     """MC-dropout probabilities per chunk, reduced per point before the next chunk.
 
-    Sample s of point i uses randomness derived from ``key``, s and the global index i, so
-    results do not depend on ``batch_size``. Without ``model.head``, each sample is a
+    Sample s of point i uses randomness derived from ``key``, s and the global index
+    ``offset + i``, so results depend neither on ``batch_size`` nor on streaming the pool
+    in chunks. Without ``model.head``, each sample is a
     stochastic forward pass of ``model.apply`` (vmapped over samples and points); with it,
     one deterministic pass gives the embeddings and each sample drops embedding units with
     rate ``model.head_dropout`` (inverted dropout) before ``model.head``.
@@ -188,6 +190,7 @@ def mc_map(
         batch_size: B, points per chunk.
         reduce: maps probabilities [S, B, C] to a pytree of per-point arrays [B, ...]
             (memory stays O(S * B * C)).
+        offset: int32 scalar, the global index of ``x[0]`` (``Pool.offset``).
 
     Returns:
         ``reduce``'s outputs for all points, leading axis N.
@@ -201,7 +204,7 @@ def mc_map(
             probs = _head_passes(model, params, chunk, index, sample_keys)
         return reduce(probs)
 
-    return map_chunks(one_chunk, x, chunk_size=batch_size)
+    return map_chunks(one_chunk, x, chunk_size=batch_size, offset=offset)
 
 
 def _stochastic_passes(model, params, chunk, index, sample_keys):

@@ -20,11 +20,15 @@ class Pool:
         x: inputs, any dtype, shape [N, ...].
         y: int32 [N], the label of each point; -1 where unknown.
         labeled: bool [N], True for points in the labeled set (chosen for labeling).
+        offset: int32 scalar, the global index of ``x[0]``: 0 for a whole pool; the start
+            of the chunk when a pool is one chunk of a larger one (``jaxal.streaming``), so
+            that per-point randomness (MC dropout) derives from global indices.
     """
 
     x: jax.Array
     y: jax.Array
     labeled: jax.Array
+    offset: jax.Array
 
     @classmethod
     def create(
@@ -56,7 +60,7 @@ class Pool:
         if not jnp.issubdtype(y.dtype, jnp.integer):
             raise TypeError(f"y must hold integer labels, got dtype {y.dtype}")
         labeled_mask = _labeled_mask(labeled, n)
-        return cls(x=x, y=y.astype(jnp.int32), labeled=labeled_mask)
+        return cls(x=x, y=y.astype(jnp.int32), labeled=labeled_mask, offset=jnp.int32(0))
 
     @property
     def size(self) -> int:

@@ -34,7 +34,14 @@ def _probability_strategy(
                 del key
                 return probability_map(model, params, pool.x, batch_size, measure)
             return mc_map(
-                model, params, pool.x, key, mc_samples, batch_size, lambda p: measure(p.mean(0))
+                model,
+                params,
+                pool.x,
+                key,
+                mc_samples,
+                batch_size,
+                lambda p: measure(p.mean(0)),
+                pool.offset,
             )
 
         hparams = {"mc_samples": mc_samples, "batch_size": batch_size}
@@ -81,7 +88,16 @@ def bald(
     mc_samples = _checks.positive_int(mc_samples, "mc_samples")
 
     def raw_score(params, pool, key):
-        return mc_map(model, params, pool.x, key, mc_samples, batch_size, scores.mutual_information)
+        return mc_map(
+            model,
+            params,
+            pool.x,
+            key,
+            mc_samples,
+            batch_size,
+            scores.mutual_information,
+            pool.offset,
+        )
 
     return scored_strategy(
         "bald", budget, {"mc_samples": mc_samples, "batch_size": batch_size}, raw_score

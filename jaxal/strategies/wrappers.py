@@ -123,7 +123,9 @@ def partition(
             if part_budget == 0:
                 continue
             positions = order[start:stop].astype(jnp.int32)
-            sub_pool = Pool(pool.x[positions], pool.y[positions], pool.labeled[positions])
+            sub_pool = Pool(
+                pool.x[positions], pool.y[positions], pool.labeled[positions], pool.offset
+            )
             sub = factory(base, part_budget, **base_hparams)
             local = sub.select(params, sub_pool, jax.random.fold_in(select_key, i))
             picked.append(jnp.where(local >= 0, positions[jnp.maximum(local, 0)], -1))
