@@ -3,6 +3,7 @@
 from jaxal import scores as scores
 from jaxal import selectors as selectors
 from jaxal import strategies as strategies
+from jaxal import streaming as streaming
 from jaxal._api import select as select
 from jaxal.model import Model as Model
 from jaxal.model import from_flax as from_flax
@@ -22,4 +23,5 @@ __all__ = [
     "select",
     "selectors",
     "strategies",
+    "streaming",
 ]
