@@ -84,10 +84,21 @@ def embeddings(
     """
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
     embed = jax.jit(lambda params, chunk: forward(model, params, chunk, chunk_size)[1])
+    known_size = x.shape[0] if isinstance(x, np.ndarray) else None
+    filled: np.ndarray | None = None  # [N, D], allocated once when N is known
     parts = []
-    for _, chunk, _ in _chunks(x, None, chunk_size):
-        padded = _pad_rows(np.asarray(chunk), chunk_size)
-        parts.append(np.asarray(embed(params, padded))[: len(chunk)])
+    for start, chunk, _ in _chunks(x, None, chunk_size):
+        rows = np.asarray(embed(params, _pad_rows(chunk, chunk_size)))[: len(chunk)]
+        if known_size is None:
+            parts.append(rows)
+            continue
+        if filled is None:
+            filled = np.empty((known_size, rows.shape[1]), rows.dtype)
+        filled[start : start + len(rows)] = rows
+    if filled is not None:
+        return filled
+    if not parts:
+        raise ValueError("x holds no points")
     return np.concatenate(parts)
 
 
