@@ -1,5 +1,6 @@
 """jaxal: deep active learning as pure, jit-compiled JAX functions."""
 
+from jaxal import attacks as attacks
 from jaxal import scores as scores
 from jaxal import selectors as selectors
 from jaxal import strategies as strategies
@@ -14,6 +15,7 @@ from jaxal.strategies import Strategy as Strategy
 __version__ = "0.1.0"
 
 __all__ = [
+    "attacks",
     "Model",
     "Pool",
     "Strategy",

@@ -7,6 +7,8 @@ are skipped and the selectors fill slots they cannot fill with ``-1``.
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 
 import jax
@@ -36,6 +38,31 @@ def positive_int(value: object, name: str) -> int:
 def optional_positive_int(value: object, name: str) -> int | None:
     """Like :func:`positive_int`, but ``None`` passes through."""
     return None if value is None else positive_int(value, name)
+
+
+def positive_float(value: object, name: str) -> float:
+    """Return ``value`` as a finite Python float > 0, or raise naming ``name``."""
+    number = _real(value, name)
+    if not number > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return number
+
+
+def nonnegative_float(value: object, name: str) -> float:
+    """Return ``value`` as a finite Python float >= 0, or raise naming ``name``."""
+    number = _real(value, name)
+    if not number >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return number
+
+
+def _real(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return number
 
 
 def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:

@@ -16,8 +16,6 @@ considers (``num_classes``, default C).
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -86,7 +84,7 @@ def deepfool(
         ValueError: bad hyperparameters, or a model with fewer than two classes.
     """
     max_iter = _checks.positive_int(max_iter, "max_iter")
-    overshoot = nonnegative_float(overshoot, "overshoot")
+    overshoot = _checks.nonnegative_float(overshoot, "overshoot")
     num_classes = check_num_classes(num_classes)
     x = _as_float(x)
     logits_of = _logits_fn(model, params)
@@ -166,7 +164,7 @@ def bim(
     Raises:
         ValueError: bad hyperparameters, or a model with fewer than two classes.
     """
-    eps = positive_float(eps, "eps")
+    eps = _checks.positive_float(eps, "eps")
     max_iter = _checks.positive_int(max_iter, "max_iter")
     x = _as_float(x)
     logits_of = _logits_fn(model, params)
@@ -246,36 +244,11 @@ def perturbation_scores(
     return map_chunks(one_chunk, x, jnp.asarray(active, bool), chunk_size=batch_size)
 
 
-def positive_float(value: object, name: str) -> float:
-    """Return ``value`` as a finite Python float > 0, or raise naming ``name``."""
-    number = _real(value, name)
-    if not number > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return number
-
-
-def nonnegative_float(value: object, name: str) -> float:
-    """Return ``value`` as a finite Python float >= 0, or raise naming ``name``."""
-    number = _real(value, name)
-    if not number >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return number
-
-
 def check_num_classes(value: object) -> int | None:
     """DeepFool's ``num_classes``: None or a Python int >= 2."""
     number = _checks.optional_positive_int(value, "num_classes")
     if number is not None and number < 2:
         raise ValueError(f"num_classes must be >= 2 (the label and one other), got {number}")
-    return number
-
-
-def _real(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
     return number
 
 

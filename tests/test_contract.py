@@ -28,6 +28,8 @@ CASES = {
         {"embedding": "bias_linear"},
         {"embedding": "params", "params_filter": "Dense_1"},
     ],
+    "deepfool": [{"max_iter": 5}, {"num_classes": 2}],
+    "bim": [{"eps": 0.1, "max_iter": 20}],
     "stochastic": [
         {"strategy": "entropy", "mode": "power"},
         {"strategy": "margin", "mode": "softrank", "beta": 2.0},
@@ -50,7 +52,7 @@ def _build(name, hparams, model, budget=BUDGET):
     return jaxal.strategies.get(name)(model, budget, batch_size=40, **hparams)
 
 
-SCORED = {"least_confidence", "margin", "entropy", "bald", "stochastic"}
+SCORED = {"least_confidence", "margin", "entropy", "bald", "deepfool", "bim", "stochastic"}
 TOP_K_OF_SCORE = SCORED - {"stochastic"}
 MC_TABLE = [(name, hp) for name, hp in TABLE if "mc_samples" in hp]
 

@@ -3,6 +3,8 @@
 from jaxal.strategies._base import Strategy as Strategy
 from jaxal.strategies._registry import REGISTRY as REGISTRY
 from jaxal.strategies._registry import get as get
+from jaxal.strategies.adversarial import bim as bim
+from jaxal.strategies.adversarial import deepfool as deepfool
 from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
@@ -19,7 +21,9 @@ __all__ = [
     "Strategy",
     "badge",
     "bald",
+    "bim",
     "coreset",
+    "deepfool",
     "entropy",
     "get",
     "kmeans",

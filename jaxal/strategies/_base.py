@@ -88,7 +88,7 @@ def scored_strategy(
     def score(params, pool, key):
         candidates = pool.unlabeled
         values = raw_score(params, pool, key).astype(jnp.float32)
-        _checks.finite(values, f"{name} scores (from the model's probabilities)")
+        _checks.finite(values, f"{name} scores (computed from the model's outputs)")
         return jnp.where(candidates, values, -jnp.inf)
 
     def select(params, pool, key):

@@ -59,7 +59,7 @@ def deepfool(
     """
     budget, batch_size = check_common(budget, batch_size)
     max_iter = _checks.positive_int(max_iter, "max_iter")
-    overshoot = attacks.nonnegative_float(overshoot, "overshoot")
+    overshoot = _checks.nonnegative_float(overshoot, "overshoot")
     num_classes = attacks.check_num_classes(num_classes)
     attack = functools.partial(
         attacks.deepfool, max_iter=max_iter, overshoot=overshoot, num_classes=num_classes
@@ -101,7 +101,7 @@ def bim(
         of any rank.
     """
     budget, batch_size = check_common(budget, batch_size)
-    eps = attacks.positive_float(eps, "eps")
+    eps = _checks.positive_float(eps, "eps")
     max_iter = _checks.positive_int(max_iter, "max_iter")
     attack = functools.partial(attacks.bim, eps=eps, max_iter=max_iter)
     hparams = {"eps": eps, "max_iter": max_iter, "batch_size": batch_size}

@@ -154,8 +154,7 @@ def kmeans(
     _checks.one_of(representation, ("embedding", "raw"), "representation")
     n_init = _checks.positive_int(n_init, "n_init")
     max_iter = _checks.positive_int(max_iter, "max_iter")
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    tol = _checks.nonnegative_float(tol, "tol")
 
     def features(params: Any, x: jax.Array) -> jax.Array:
         if representation == "raw":

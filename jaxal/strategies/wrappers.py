@@ -52,8 +52,7 @@ def stochastic(
     inner = _inner_strategy(base, budget, strategy, base_hparams)
     budget = inner.budget if budget is None else _checks.positive_int(budget, "budget")
     _checks.one_of(mode, selectors.STOCHASTIC_MODES, "mode")
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta!r}")
+    beta = _checks.positive_float(beta, "beta")
 
     def select(params, pool, key):
         candidates = candidates_for(pool, budget)
