@@ -108,11 +108,11 @@ def batchbald_with_scores(
 ) -> tuple[jax.Array, jax.Array]:
     """Greedy BatchBALD, with the acquisition value of every pick.
 
-    Step i picks the candidate maximising the BatchBALD estimate of the mutual information
-    I(y_1, ..., y_i; w) of the batch extended by it (module docstring). The joint entropy
-    is exact while the C^m label configurations of the m points already picked fit in
-    ``max_configurations`` rows (DISTIL's rule, C^m <= M) and estimated from M sampled
-    configurations beyond. Ties go to the lower index.
+    Step i picks the candidate maximising the mutual information I(y_1, ..., y_i; w) of
+    the batch extended by it (module docstring). It is exact while the C^m label
+    configurations of the m points already picked fit in ``max_configurations`` rows
+    (DISTIL's rule, C^m <= M) and estimated from M sampled configurations beyond. Ties go
+    to the lower index.
 
     Args:
         probs: float [S, N, C], S MC-dropout samples of the class probabilities (rows sum

@@ -25,7 +25,11 @@ import jax.numpy as jnp
 from jaxal import _checks, attacks
 from jaxal.model import Model
 from jaxal.pool import Pool
-from jaxal.strategies._base import DEFAULT_BATCH_SIZE, Strategy, check_common, scored_strategy
+from jaxal.strategies._base import Strategy, check_common, scored_strategy
+
+# A vmapped bounded loop runs until the slowest point of its chunk is done: small chunks
+# waste less (measured at N = 10,000: BIM 0.16 s at 512 points, 0.39 s at 8,192).
+ATTACK_BATCH_SIZE = 512
 
 
 def deepfool(
@@ -35,7 +39,7 @@ def deepfool(
     max_iter: int = 50,
     overshoot: float = 0.02,
     num_classes: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = ATTACK_BATCH_SIZE,
 ) -> Strategy:
     """DFAL with DeepFool (Ducoffe & Precioso 2018; Moosavi-Dezfooli et al., CVPR 2016).
 
@@ -79,7 +83,7 @@ def bim(
     *,
     eps: float = 0.05,
     max_iter: int = 1000,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = ATTACK_BATCH_SIZE,
 ) -> Strategy:
     """DFAL with iterated sign-gradient steps (BIM: Kurakin et al. 2016; Tramèr et al. 2017).
 
