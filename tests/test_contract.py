@@ -28,6 +28,7 @@ CASES = {
         {"embedding": "bias_linear"},
         {"embedding": "params", "params_filter": "Dense_1"},
     ],
+    "batchbald": [{"mc_samples": 4, "max_configurations": 40}],
     "deepfool": [{"max_iter": 5}, {"num_classes": 2}],
     "bim": [{"eps": 0.1, "max_iter": 20}],
     "stochastic": [

@@ -1,5 +1,7 @@
 """Selectors over arrays with candidate masks: they never see a model."""
 
+from jaxal.selectors._batchbald import batchbald as batchbald
+from jaxal.selectors._batchbald import batchbald_with_scores as batchbald_with_scores
 from jaxal.selectors._greedy import greedy_by_distance as greedy_by_distance
 from jaxal.selectors._greedy import k_center_greedy as k_center_greedy
 from jaxal.selectors._greedy import kmeans_plusplus as kmeans_plusplus
@@ -19,6 +21,8 @@ from jaxal.selectors._top_k import top_k as top_k
 __all__ = [
     "STOCHASTIC_MODES",
     "OuterProduct",
+    "batchbald",
+    "batchbald_with_scores",
     "greedy_by_distance",
     "k_center_greedy",
     "kmeans",

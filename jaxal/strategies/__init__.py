@@ -5,6 +5,7 @@ from jaxal.strategies._registry import REGISTRY as REGISTRY
 from jaxal.strategies._registry import get as get
 from jaxal.strategies.adversarial import bim as bim
 from jaxal.strategies.adversarial import deepfool as deepfool
+from jaxal.strategies.batch_bayesian import batchbald as batchbald
 from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
@@ -21,6 +22,7 @@ __all__ = [
     "Strategy",
     "badge",
     "bald",
+    "batchbald",
     "bim",
     "coreset",
     "deepfool",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
-from jaxal.strategies import adversarial, diversity, uncertainty, wrappers
+from jaxal.strategies import adversarial, batch_bayesian, diversity, uncertainty, wrappers
 from jaxal.strategies._base import Strategy
 
 REGISTRY: dict[str, Callable[..., Strategy]] = {
@@ -17,6 +17,7 @@ REGISTRY: dict[str, Callable[..., Strategy]] = {
     "coreset": diversity.coreset,
     "kmeans": diversity.kmeans,
     "badge": diversity.badge,
+    "batchbald": batch_bayesian.batchbald,
     "deepfool": adversarial.deepfool,
     "bim": adversarial.bim,
     "stochastic": wrappers.stochastic,

@@ -78,6 +78,7 @@ def batchbald(
             mc_samples,
             batch_size,
             lambda probs: jnp.swapaxes(probs, 0, 1),  # [B, S, C]: per point
+            pool.offset,
         )
         _checks.finite(by_point, "MC-dropout probabilities")
         return batchbald_selector(
