@@ -33,15 +33,8 @@ def _probability_strategy(
             if mc_samples is None:
                 del key
                 return probability_map(model, params, pool.x, batch_size, measure)
-            return mc_map(
-                model,
-                params,
-                pool.x,
-                key,
-                mc_samples,
-                batch_size,
-                lambda p: measure(p.mean(0)),
-                pool.offset,
+            return _mc_scores(
+                model, params, pool, key, mc_samples, batch_size, lambda p: measure(p.mean(0))
             )
 
         hparams = {"mc_samples": mc_samples, "batch_size": batch_size}
@@ -62,6 +55,11 @@ def _probability_strategy(
         A :class:`jaxal.strategies.Strategy` with a per-point ``score`` [N].
     """
     return factory
+
+
+def _mc_scores(model, params, pool, key, mc_samples, batch_size, reduce) -> jax.Array:
+    """float [N]: ``reduce`` of each point's MC-dropout probabilities [S, B, C]."""
+    return mc_map(model, params, pool.x, key, mc_samples, batch_size, reduce, pool.offset)
 
 
 least_confidence = _probability_strategy("least_confidence", scores.least_confidence)
@@ -88,15 +86,8 @@ def bald(
     mc_samples = _checks.positive_int(mc_samples, "mc_samples")
 
     def raw_score(params, pool, key):
-        return mc_map(
-            model,
-            params,
-            pool.x,
-            key,
-            mc_samples,
-            batch_size,
-            scores.mutual_information,
-            pool.offset,
+        return _mc_scores(
+            model, params, pool, key, mc_samples, batch_size, scores.mutual_information
         )
 
     return scored_strategy(
