@@ -18,6 +18,7 @@ Letters: N training (pool) points, M test points.
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -66,6 +67,7 @@ def load(
     test_fraction: float = 0.25,
     max_train: int | None = None,
     max_test: int | None = None,
+    normalization: str = "pixels",
 ) -> Dataset:
     """Load, split and normalize a dataset, deterministically from ``seed``.
 
@@ -78,6 +80,7 @@ def load(
         test_fraction: the share held out as the test split when the source has none.
         max_train: keep at most this many training points (a random subset by ``seed``).
         max_test: keep at most this many test points (a random subset by ``seed``).
+        normalization: ``"pixels"``, ``"features"`` or ``"none"`` (see :func:`normalize`).
 
     Returns:
         A :class:`Dataset`.
@@ -86,14 +89,40 @@ def load(
         ValueError: unknown dataset name, unreadable or malformed data, bad arguments.
     """
     raw = load_raw(name, data_dir=data_dir)
+    return from_raw(
+        raw,
+        name,
+        seed=seed,
+        test_fraction=test_fraction,
+        max_train=max_train,
+        max_test=max_test,
+        normalization=normalization,
+    )
+
+
+def from_raw(
+    raw: Raw,
+    name: str,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.25,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    normalization: str = "pixels",
+) -> Dataset:
+    """Split (if ``raw`` has no test split), subsample and normalize checked arrays.
+
+    The second half of :func:`load`, for loading once and preparing for several seeds.
+    Arguments as in :func:`load`; ``raw`` comes from :func:`load_raw`.
+    """
     rng = np.random.default_rng(seed)
     if raw.x_test is None or raw.y_test is None:
         x_train, y_train, x_test, y_test = split(raw.x_train, raw.y_train, test_fraction, rng)
     else:
-        x_train, y_train, x_test, y_test = raw
+        x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
     x_train, y_train = subsample(x_train, y_train, max_train, rng, "max_train")
     x_test, y_test = subsample(x_test, y_test, max_test, rng, "max_test")
-    x_train, x_test = normalize(x_train, x_test)
+    x_train, x_test = normalize(x_train, x_test, normalization)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     return Dataset(x_train, y_train, x_test, y_test, num_classes, name)
 
@@ -129,17 +158,18 @@ def load_npz(path: str) -> Raw:
     """An ``.npz`` file holding ``x_train``, ``y_train``, ``x_test``, ``y_test``."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in NPZ_KEYS if k not in archive.files]
-            if missing:
-                raise ValueError(
-                    f"dataset file {path} lacks {', '.join(missing)}: an .npz dataset holds "
-                    f"{', '.join(NPZ_KEYS)}"
-                )
-            return Raw(*(archive[k] for k in NPZ_KEYS))
+            contents = {k: archive[k] for k in NPZ_KEYS if k in archive.files}
     except FileNotFoundError:
         raise ValueError(f"dataset file {path} does not exist") from None
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"dataset file {path} is not a readable .npz file ({error})") from None
+    missing = [k for k in NPZ_KEYS if k not in contents]
+    if missing:
+        raise ValueError(
+            f"dataset file {path} lacks {', '.join(missing)}: an .npz dataset holds "
+            f"{', '.join(NPZ_KEYS)}"
+        )
+    return Raw(*(contents[k] for k in NPZ_KEYS))
 
 
 def load_tfds(name: str, *, data_dir: str | None = None) -> Raw:
@@ -299,24 +329,47 @@ def subsample(
     return x[keep], y[keep]
 
 
-def normalize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+NORMALIZATIONS = ("pixels", "features", "none")
+
+
+def normalize(
+    x_train: np.ndarray, x_test: np.ndarray, how: str = "pixels"
+) -> tuple[np.ndarray, np.ndarray]:
     """Standardize with the training split's mean and standard deviation, as float32.
 
-    Vectors [N, D] get one mean and std per feature (a constant feature: std 1); images
-    [N, H, W, C] and other higher ranks one per channel (the last axis). The test split
-    uses the training statistics.
+    ``how``:
+
+    * ``"pixels"`` (default): images [N, H, W, C] get one mean and std per channel (the
+      last axis), vectors [N, D] and [N, H, W] one over all their entries (as pixels).
+    * ``"features"``: one mean and std per input position (tabular data); a constant
+      feature keeps std 1.
+    * ``"none"``: only the cast to float32.
+
+    The test split uses the training statistics.
 
     Returns:
-        (x_train, x_test), float32 and of the input shapes.
+        (x_train, x_test), float32, of the input shapes.
     """
-    x_train = np.asarray(x_train, np.float64)
-    axes = tuple(range(x_train.ndim - 1))
-    mean = x_train.mean(axis=axes)
-    std = x_train.std(axis=axes)
-    std = np.where(std > 1e-6 * max(float(np.abs(mean).max()), 1.0), std, 1.0)
+    if how not in NORMALIZATIONS:
+        raise ValueError(
+            f"normalize must be one of {', '.join(map(repr, NORMALIZATIONS))}; got {how!r}"
+        )
+    x_train = np.asarray(x_train)
+    if how == "none":
+        return x_train.astype(np.float32), np.asarray(x_test, np.float32)
+    if how == "features":
+        axes: tuple[int, ...] = (0,)
+    elif x_train.ndim >= 4:
+        axes = tuple(range(x_train.ndim - 1))
+    else:
+        axes = tuple(range(x_train.ndim))
+    mean = x_train.mean(axis=axes, dtype=np.float64)
+    std = np.sqrt(np.mean(np.square(x_train - mean), axis=axes, dtype=np.float64))
+    std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
+    mean32, std32 = mean.astype(np.float32), std.astype(np.float32)
 
     def apply(x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, np.float64) - mean) / std).astype(np.float32)
+        return (np.asarray(x, np.float32) - mean32) / std32
 
     return apply(x_train), apply(x_test)
 

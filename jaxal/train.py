@@ -51,12 +51,17 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """Per width in ``features``: 3x3 conv, ReLU, 2x2 max pool; then a ReLU layer of
-    ``hidden`` units, dropout and the ``num_classes`` logits.
+    """Per width in ``features``: a 3x3 convolution (same padding), ReLU, 2x2 max pool;
+    then a ReLU layer of ``hidden`` units, dropout and the ``num_classes`` logits.
 
     Takes images [B, H, W, C] or [B, H, W]; vectors [B, D] with D a perfect square are
     read as square one-channel images (so ``CNN`` runs on digits' 64 pixels as 8x8).
     Returns ``(logits [B, C], embedding [B, hidden])``.
+
+    Each convolution is computed as a matrix product over 3x3 patches (the same function
+    as ``nn.Conv(width, (3, 3))``): XLA's CPU convolutions run an order of magnitude
+    slower inside a loop body such as the training ``lax.scan`` (JAX issue 12868), matrix
+    products do not.
     """
 
     num_classes: int = 10
@@ -68,12 +73,28 @@ class CNN(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
         x = as_image(x)
         for width in self.features:
-            x = nn.relu(nn.Conv(width, (3, 3))(x))
-            if min(x.shape[1:3]) >= 2:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = max_pool_2x2(nn.relu(nn.Dense(width)(patches_3x3(x))))
         hidden = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
         dropped = nn.Dropout(self.dropout, deterministic=not train)(hidden)
         return nn.Dense(self.num_classes)(dropped), hidden
+
+
+def patches_3x3(x: jax.Array) -> jax.Array:
+    """[B, H, W, C] -> [B, H, W, 9 C]: each pixel's 3x3 neighbourhood (zero padded)."""
+    height, width = x.shape[1:3]
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    shifted = [padded[:, i : i + height, j : j + width] for i in range(3) for j in range(3)]
+    return jnp.concatenate(shifted, axis=-1)
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """[B, H, W, C] -> [B, H // 2, W // 2, C], max over 2x2 blocks (an odd last row or
+    column is dropped); images smaller than 2x2 pass unchanged."""
+    batch, height, width, channels = x.shape
+    if min(height, width) < 2:
+        return x
+    x = x[:, : height // 2 * 2, : width // 2 * 2]
+    return x.reshape(batch, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))
 
 
 def as_image(x: jax.Array) -> jax.Array:
