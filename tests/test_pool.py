@@ -40,7 +40,7 @@ def test_mark_labeled_keeps_y():
 def test_pool_is_a_pytree():
     pool = jaxal.Pool.create(np.ones((3, 2), np.float32), labeled=np.array([0]))
     leaves = jax.tree.leaves(pool)
-    assert len(leaves) == 3
+    assert len(leaves) == 4  # x, y, labeled, offset
     doubled = jax.tree.map(lambda a: a, pool)
     assert isinstance(doubled, jaxal.Pool)
 

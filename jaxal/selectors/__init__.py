@@ -6,6 +6,9 @@ from jaxal.selectors._greedy import greedy_by_distance as greedy_by_distance
 from jaxal.selectors._greedy import k_center_greedy as k_center_greedy
 from jaxal.selectors._greedy import kmeans_plusplus as kmeans_plusplus
 from jaxal.selectors._greedy import sample_by_weight as sample_by_weight
+from jaxal.selectors._kernels import METRICS as METRICS
+from jaxal.selectors._kernels import Similarity as Similarity
+from jaxal.selectors._kernels import similarity_kernel as similarity_kernel
 from jaxal.selectors._kmeans import kmeans as kmeans
 from jaxal.selectors._kmeans import lloyd as lloyd
 from jaxal.selectors._kmeans import nearest_distinct as nearest_distinct
@@ -15,25 +18,54 @@ from jaxal.selectors._points import sq_distances as sq_distances
 from jaxal.selectors._stochastic import STOCHASTIC_MODES as STOCHASTIC_MODES
 from jaxal.selectors._stochastic import log_weights as log_weights
 from jaxal.selectors._stochastic import stochastic_top_k as stochastic_top_k
+from jaxal.selectors._submodular import OPTIMIZERS as OPTIMIZERS
+from jaxal.selectors._submodular import SubmodularFn as SubmodularFn
+from jaxal.selectors._submodular import submodular_greedy as submodular_greedy
+from jaxal.selectors._submodular_functions import CONCAVE_FUNCTIONS as CONCAVE_FUNCTIONS
+from jaxal.selectors._submodular_functions import SUBMODULAR_FUNCTIONS as SUBMODULAR_FUNCTIONS
+from jaxal.selectors._submodular_functions import disparity_min as disparity_min
+from jaxal.selectors._submodular_functions import disparity_sum as disparity_sum
+from jaxal.selectors._submodular_functions import facility_location as facility_location
+from jaxal.selectors._submodular_functions import feature_based as feature_based
+from jaxal.selectors._submodular_functions import graph_cut as graph_cut
+from jaxal.selectors._submodular_functions import log_determinant as log_determinant
+from jaxal.selectors._submodular_functions import saturated_coverage as saturated_coverage
+from jaxal.selectors._submodular_functions import sum_redundancy as sum_redundancy
 from jaxal.selectors._top_k import random_subset as random_subset
 from jaxal.selectors._top_k import top_k as top_k
 
 __all__ = [
-    "STOCHASTIC_MODES",
-    "OuterProduct",
     "batchbald",
     "batchbald_with_scores",
+    "CONCAVE_FUNCTIONS",
+    "disparity_min",
+    "disparity_sum",
+    "facility_location",
+    "feature_based",
+    "graph_cut",
     "greedy_by_distance",
     "k_center_greedy",
     "kmeans",
     "kmeans_plusplus",
     "lloyd",
+    "log_determinant",
     "log_weights",
+    "METRICS",
     "min_sq_distances_to_members",
     "nearest_distinct",
+    "OPTIMIZERS",
+    "OuterProduct",
     "random_subset",
     "sample_by_weight",
+    "saturated_coverage",
+    "Similarity",
+    "similarity_kernel",
     "sq_distances",
+    "STOCHASTIC_MODES",
     "stochastic_top_k",
+    "SUBMODULAR_FUNCTIONS",
+    "submodular_greedy",
+    "SubmodularFn",
+    "sum_redundancy",
     "top_k",
 ]

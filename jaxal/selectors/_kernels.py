@@ -23,10 +23,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxal import _checks
 from jaxal._chunks import map_chunks
@@ -34,6 +35,9 @@ from jaxal.selectors import _points
 from jaxal.selectors._points import OuterProduct, Points
 
 METRICS = ("cosine", "euclidean")
+
+# The most kernel entries one block of an on-the-fly reduction holds (16 MB of float32).
+_BLOCK_ENTRIES = 1 << 22
 
 
 @functools.partial(
@@ -53,14 +57,15 @@ class Similarity:
         cols: N points in the same representation, or None for the square kernel of
             ``rows`` (M = N, exact diagonal: see the module docstring).
         metric: ``"cosine"`` or ``"euclidean"``.
-        chunk_size: rows per block when a function reduces over all rows: such a pass
-            holds a [chunk_size, R] block for R columns and costs O(M * R * F).
+        chunk_size: at most this many rows per block when a function reduces over the
+            rows for R columns, and at most 2^22 / R (a 16 MB block): such a pass holds one
+            [R, rows] block at a time and costs O(M * R * F).
     """
 
     rows: Points
     cols: Points | None = None
     metric: str = "cosine"
-    chunk_size: int = 256
+    chunk_size: int = 1024
 
     @property
     def square(self) -> bool:
@@ -73,7 +78,10 @@ class Similarity:
 
 
 Kernel = jax.Array | Similarity
-"""A similarity kernel: a dense float array [M, N] or an on-the-fly :class:`Similarity`."""
+"""A similarity kernel: a dense float array [M, N] or an on-the-fly :class:`Similarity`.
+
+Functions that need a square kernel need it symmetric (checked outside jit).
+"""
 
 
 def similarity_kernel(
@@ -97,7 +105,7 @@ def similarity_kernel(
     Returns:
         float32 [N, M].
     """
-    sim = check_kernel(Similarity(points, others, metric, chunk_size), "points")
+    sim = prepare_kernel(Similarity(points, others, metric, chunk_size), "points")
     assert isinstance(sim, Similarity)
     cols = sim.rows if sim.cols is None else sim.cols
     n_cols = sim.shape[1]
@@ -110,18 +118,30 @@ def similarity_kernel(
     return map_chunks(one_chunk, *_points._leaves(sim.rows), chunk_size=chunk_size)
 
 
-def kernel_shape(kernel: Kernel) -> tuple[int, int]:
-    """(M, N): rows (the points that are represented) and columns (the ground set)."""
-    if isinstance(kernel, Similarity):
-        return kernel.shape
-    return kernel.shape[0], kernel.shape[1]
+class DenseColumns(NamedTuple):
+    """A dense kernel stored by columns: ``by_column[j] = K[:, j]``, float32 [N, M].
+
+    Gathering a few columns of a row-major [M, N] array touches one cache line per entry
+    (strided reads: about 50 times slower here); rows of this layout are contiguous. A
+    symmetric kernel is its own column layout; any other is transposed once.
+    """
+
+    by_column: jax.Array
 
 
-def check_kernel(kernel: Any, name: str = "kernel", square: bool = False) -> Kernel:
-    """Validate a kernel argument at trace time; raise ValueError naming ``name``.
+PreparedKernel = Similarity | DenseColumns
 
-    A dense kernel must be a finite (checked outside jit) floating array [M, N]; a
-    Similarity must have a known metric, a positive chunk size and points of equal width.
+
+def prepare_kernel(
+    kernel: Any, name: str = "kernel", square: bool = False, symmetric: bool = False
+) -> PreparedKernel:
+    """Validate a kernel argument at trace time (ValueError naming ``name``) and prepare it.
+
+    A dense kernel must be a finite floating array [M, N]; with ``square`` it must be
+    square and symmetric, with ``symmetric`` symmetric (values are checked outside jit
+    only; under jit they are trusted). Any other dense kernel is transposed once: an
+    extra M * N copy. A Similarity must have a known metric, a positive chunk size and
+    points of equal width.
     """
     if isinstance(kernel, Similarity):
         _checks.one_of(kernel.metric, METRICS, "metric")
@@ -134,6 +154,8 @@ def check_kernel(kernel: Any, name: str = "kernel", square: bool = False) -> Ker
                     f"{name}: rows and cols must have the same number of features, got "
                     f"{_n_features(kernel.rows)} and {_n_features(kernel.cols)}"
                 )
+        m, n = kernel.shape
+        prepared: PreparedKernel = kernel
     else:
         kernel = jnp.asarray(kernel)
         if kernel.ndim != 2:
@@ -141,49 +163,70 @@ def check_kernel(kernel: Any, name: str = "kernel", square: bool = False) -> Ker
         if not jnp.issubdtype(kernel.dtype, jnp.floating):
             kernel = kernel.astype(jnp.float32)
         _checks.finite(kernel, name)
-    m, n = kernel_shape(kernel)
+        m, n = kernel.shape
+        symmetric = symmetric or square
+        if symmetric and m != n:
+            raise ValueError(f"{name} must be square [N, N], got shape ({m}, {n})")
+        if symmetric and _checks.is_concrete(kernel):
+            host = np.asarray(kernel)
+            if not np.allclose(host, host.T, rtol=1e-5, atol=1e-6):
+                raise ValueError(f"{name} must be symmetric")
+        kernel = kernel.astype(jnp.float32)
+        if symmetric:
+            prepared = DenseColumns(kernel)
+        else:  # materialize the transpose once, outside every loop
+            prepared = DenseColumns(jax.lax.optimization_barrier(kernel.T))
     if square and m != n:
         raise ValueError(f"{name} must be square [N, N], got shape ({m}, {n})")
     if m < 1 or n < 1:
         raise ValueError(f"{name} must not be empty, got shape ({m}, {n})")
-    return kernel
+    return prepared
 
 
-def column(kernel: Kernel, index: jax.Array) -> jax.Array:
+def kernel_shape(kernel: PreparedKernel) -> tuple[int, int]:
+    """(M, N): rows (the points that are represented) and columns (the ground set)."""
+    if isinstance(kernel, Similarity):
+        return kernel.shape
+    return kernel.by_column.shape[1], kernel.by_column.shape[0]
+
+
+def column(kernel: PreparedKernel, index: jax.Array) -> jax.Array:
     """float32 [M]: K[:, index] for an int scalar ``index``. O(M * F) for a Similarity."""
-    if not isinstance(kernel, Similarity):
-        return kernel[:, index].astype(jnp.float32)
+    if isinstance(kernel, DenseColumns):
+        return kernel.by_column[index]
     cols = kernel.rows if kernel.cols is None else kernel.cols
     one = jnp.reshape(index, (1,)).astype(jnp.int32)
-    m = kernel.shape[0]
-    row_index = jnp.arange(m, dtype=jnp.int32)
-    return _block(kernel, kernel.rows, row_index, _points.gather(cols, one), one)[:, 0]
+    row_index = jnp.arange(kernel.shape[0], dtype=jnp.int32)
+    return _block(kernel, _points.gather(cols, one), one, kernel.rows, row_index)[0]
 
 
-def diagonal(kernel: Kernel) -> jax.Array:
+def diagonal(kernel: PreparedKernel) -> jax.Array:
     """float32 [N]: K[j, j] of a square kernel."""
-    if not isinstance(kernel, Similarity):
-        return jnp.diagonal(kernel).astype(jnp.float32)
+    if isinstance(kernel, DenseColumns):
+        return jnp.diagonal(kernel.by_column)
     if kernel.metric == "cosine":
         return (_points.sq_norms(kernel.rows) > 0).astype(jnp.float32)
     return jnp.ones(kernel.shape[0], jnp.float32)
 
 
-def reduce_rows(
-    kernel: Kernel,
+def reduce_columns(
+    kernel: PreparedKernel,
     fn: Callable[..., jax.Array],
     row_arrays: tuple[jax.Array, ...],
     columns: jax.Array | None = None,
 ) -> jax.Array:
-    """Sum over row blocks of ``fn(K[rows, columns], *row_arrays[rows])``.
+    """For every column j in ``columns``, a reduction over its entries K[:, j].
 
-    ``fn(block [B, R], *arrays [B, ...]) -> [R]`` reduces one block of rows; the results
-    of all blocks are added. A dense kernel is one block (a gather of ``columns``); a
-    :class:`Similarity` is computed ``chunk_size`` rows at a time in a ``lax.scan``, so
-    the memory is O(chunk_size * R) and the work O(M * R * F).
+    ``fn(block [R, B], *arrays [B, ...]) -> [R]`` reduces B rows of the R columns
+    (block[r, b] = K[row b, columns[r]]: one column per row of the block), with the
+    matching rows of the per-row arrays; the results of all row blocks are added. A dense
+    kernel is one block (R contiguous rows of its column layout); a :class:`Similarity`
+    is computed ``chunk_size`` rows at a time (fewer when R is large: at most 2^22
+    entries per block) in a ``lax.scan``: memory O(min(chunk_size * R, 2^22)), work
+    O(M * R * F).
 
     Args:
-        kernel: a dense [M, N] array or a Similarity.
+        kernel: a prepared kernel (``prepare_kernel``).
         fn: the per-block reduction.
         row_arrays: per-row arrays with leading axis M (state, weights).
         columns: int32 [R] column indices, or None for all N columns.
@@ -191,9 +234,9 @@ def reduce_rows(
     Returns:
         float32 [R] (R = N when ``columns`` is None).
     """
-    if not isinstance(kernel, Similarity):
-        block = kernel if columns is None else kernel[:, columns]
-        return fn(block.astype(jnp.float32), *row_arrays)
+    if isinstance(kernel, DenseColumns):
+        block = kernel.by_column if columns is None else kernel.by_column[columns]
+        return fn(block, *row_arrays)
     m, n = kernel.shape
     cols = kernel.rows if kernel.cols is None else kernel.cols
     if columns is None:
@@ -207,10 +250,10 @@ def reduce_rows(
 
     def one_block(*chunk):
         rows = _points._rebuild(kernel.rows, chunk[:split])
-        block = _block(kernel, rows, chunk[split], cols, col_index)
+        block = _block(kernel, cols, col_index, rows, chunk[split])
         return fn(block, *chunk[split + 1 :])
 
-    b = min(kernel.chunk_size, m)
+    b = max(1, min(kernel.chunk_size, m, _BLOCK_ENTRIES // col_index.shape[0]))
     full, head = m // b, (m // b) * b
     total = None
     if full > 0:
@@ -229,24 +272,38 @@ def reduce_rows(
 
 
 def _block(
-    sim: Similarity, rows: Points, row_index: jax.Array, cols: Points, col_index: jax.Array
+    sim: Similarity, a: Points, a_index: jax.Array, b: Points, b_index: jax.Array
 ) -> jax.Array:
-    """float32 [B, R]: the kernel between row and column points, diagonal exact if square."""
-    cross = _points.inner_products(rows, cols).astype(jnp.float32)
-    rows_sq = _points.sq_norms(rows).astype(jnp.float32)
-    cols_sq = _points.sq_norms(cols).astype(jnp.float32)
-    if sim.metric == "cosine":
-        denominator = jnp.sqrt(rows_sq)[:, None] * jnp.sqrt(cols_sq)[None, :]
-        positive = denominator > 0
-        values = jnp.where(positive, cross / jnp.where(positive, denominator, 1.0), 0.0)
-        diagonal_value = (rows_sq > 0).astype(jnp.float32)[:, None]
+    """float32 [A, B]: sim(a_i, b_j), with the exact diagonal where a square kernel has one.
+
+    ``a_index`` and ``b_index`` are the positions of the points in the kernel, which are
+    compared only for a square kernel (where both sides index the same points).
+    """
+    if sim.metric == "cosine":  # normalize the points, not the [A, B] entries
+        values = _points.inner_products(_unit(a), _unit(b)).astype(jnp.float32)
+        diagonal_value = (_points.sq_norms(a) > 0).astype(jnp.float32)[:, None]
     else:
-        sq = _points._from_inner(rows_sq[:, None], cols_sq[None, :], cross)
-        values = jnp.exp(-jnp.sqrt(jnp.maximum(sq, 0.0)) / _n_features(rows))
+        a_sq = _points.sq_norms(a).astype(jnp.float32)
+        b_sq = _points.sq_norms(b).astype(jnp.float32)
+        cross = _points.inner_products(a, b).astype(jnp.float32)
+        sq = _points._from_inner(a_sq[:, None], b_sq[None, :], cross)
+        values = jnp.exp(-jnp.sqrt(jnp.maximum(sq, 0.0)) / _n_features(a))
         diagonal_value = jnp.ones((), jnp.float32)
     if sim.square:
-        values = jnp.where(row_index[:, None] == col_index[None, :], diagonal_value, values)
+        values = jnp.where(a_index[:, None] == b_index[None, :], diagonal_value, values)
     return values
+
+
+def _unit(points: Points) -> Points:
+    """The points scaled to unit norm; a zero point stays zero."""
+    if isinstance(points, OuterProduct):  # ||a (x) h|| = ||a|| ||h||
+        return OuterProduct(_unit_rows(points.left), _unit_rows(points.right))
+    return _unit_rows(points)
+
+
+def _unit_rows(array: jax.Array) -> jax.Array:
+    norms = jnp.sqrt(jnp.sum(array * array, axis=1, keepdims=True))
+    return array / jnp.where(norms > 0, norms, 1.0)
 
 
 def _check_points(points: Points, name: str) -> None:

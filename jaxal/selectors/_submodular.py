@@ -7,10 +7,12 @@ optimizers:
 
 * ``"naive"``: the exact greedy; every step evaluates the gain of all N elements.
 * ``"lazy"``: the same picks (for a submodular function, ties included) with fewer
-  evaluations. Earlier gains are upper bounds on later ones (diminishing returns), so each
-  step re-evaluates only the ``lazy_batch`` elements with the highest bounds; it accepts
-  the best of them when its fresh gain beats every other bound, and otherwise falls back
-  to a full pass (``lax.cond``: under ``vmap`` both branches run).
+  evaluations (Minoux's accelerated greedy with static shapes). Earlier gains are upper
+  bounds on later ones (diminishing returns); each step re-evaluates the ``lazy_batch``
+  stale elements with the highest bounds, in a ``lax.while_loop``, until the highest bound
+  is a fresh gain (that element is the exact greedy pick), and after ``lazy_rounds``
+  unsettled rounds falls back to a full pass (``lax.cond``; under ``vmap`` both branches
+  run).
 * ``"stochastic"``: stochastic greedy (Mirzasoleiman et al. 2015): each step evaluates a
   uniform random sample of the remaining candidates and picks its best; with a sample of
   (N / budget) log(1 / epsilon) elements the result is within 1 - 1/e - epsilon of the
@@ -80,6 +82,7 @@ def submodular_greedy(
     optimizer: str = ...,
     epsilon: float = ...,
     lazy_batch: int = ...,
+    lazy_rounds: int = ...,
     sample_size: int | None = ...,
     return_gains: Literal[False] = ...,
 ) -> jax.Array: ...
@@ -95,6 +98,7 @@ def submodular_greedy(
     optimizer: str = ...,
     epsilon: float = ...,
     lazy_batch: int = ...,
+    lazy_rounds: int = ...,
     sample_size: int | None = ...,
     return_gains: Literal[True],
 ) -> tuple[jax.Array, jax.Array]: ...
@@ -109,6 +113,7 @@ def submodular_greedy(
     optimizer: str = "naive",
     epsilon: float = 0.1,
     lazy_batch: int = 16,
+    lazy_rounds: int = 8,
     sample_size: int | None = None,
     return_gains: bool = False,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
@@ -121,8 +126,9 @@ def submodular_greedy(
     location, O(M * F) computed on the fly) and U that of ``fn.update``:
 
     * naive: N * G + U;
-    * lazy: ``lazy_batch`` * G + O(N log lazy_batch) + U when the bounds settle the pick,
-      plus N * G when they do not (always at the first step);
+    * lazy: r * (``lazy_batch`` * G + O(N log lazy_batch)) + U for the r <=
+      ``lazy_rounds`` rounds a step needs (often 1), plus N * G for a step that does not
+      settle, plus one full pass before the loop;
     * stochastic: R * G + O(N log R) + U with R = ``sample_size``.
 
     Memory: the function's state plus O(N) (plus O(N) bounds for lazy).
@@ -137,7 +143,8 @@ def submodular_greedy(
             ``fn.submodular``: for other functions stale gains are not upper bounds
             (submodlib's LazyGreedy then degenerates to index order, DISTIL 3.11).
         epsilon: stochastic greedy's epsilon in (0, 1).
-        lazy_batch: elements re-evaluated per lazy step (clipped to N - 1).
+        lazy_batch: elements re-evaluated per lazy round (clipped to N).
+        lazy_rounds: lazy rounds per step before a full pass.
         sample_size: elements evaluated per stochastic step; default
             min(N, ceil(N / budget * ln(1 / epsilon))). N is the ground-set size (a static
             shape), not the candidate count, so a small candidate set gets a larger sample
@@ -174,9 +181,8 @@ def submodular_greedy(
         if sample_size is None:
             sample_size = math.ceil(n / budget * math.log(1.0 / epsilon))
         sample_size = min(_checks.positive_int(sample_size, "sample_size"), n)
-    lazy_batch = min(_checks.positive_int(lazy_batch, "lazy_batch"), n - 1)
-    if optimizer == "lazy" and lazy_batch < 1:
-        optimizer = "naive"  # a single element: nothing to be lazy about
+    lazy_batch = min(_checks.positive_int(lazy_batch, "lazy_batch"), n)
+    lazy_rounds = _checks.positive_int(lazy_rounds, "lazy_rounds")
 
     def full_pass(state, available):
         raw = fn.gains(state).astype(jnp.float32)
@@ -187,9 +193,8 @@ def submodular_greedy(
     def best_of(state, indices, available):
         raw = fn.gains_at(state, indices).astype(jnp.float32)
         ranked = _rank(raw, available[indices])
-        best = jnp.max(ranked)
-        position = jnp.argmin(jnp.where(ranked == best, indices, n))
-        return indices[position].astype(jnp.int32), raw[position], best, raw, ranked
+        position = jnp.argmin(jnp.where(ranked == jnp.max(ranked), indices, n))
+        return indices[position].astype(jnp.int32), raw[position]
 
     def choose_naive(t, state, available, extra):
         del t
@@ -198,27 +203,47 @@ def submodular_greedy(
 
     def choose_lazy(t, state, available, bounds):
         del t
-        values, top = jax.lax.top_k(jnp.where(available, bounds, -jnp.inf), lazy_batch + 1)
-        indices, next_bound, next_index = top[:lazy_batch], values[lazy_batch], top[lazy_batch]
-        index, gain, best, _, ranked = best_of(state, indices, available)
-        # Exact greedy order is (gain desc, index asc); no unevaluated element can beat the
-        # best fresh gain when it is above the next bound, or equal to it at a lower index.
-        accept = (best > next_bound) | ((best == next_bound) & (index < next_index))
 
+        def top_of(bounds):  # first maximum = lowest index among the highest bounds
+            return jnp.argmax(jnp.where(available, bounds, -jnp.inf)).astype(jnp.int32)
+
+        def unsettled(carry):
+            bounds, _, fresh, rounds = carry
+            stale = available & ~fresh
+            return ~fresh[top_of(bounds)] & jnp.any(stale) & (rounds < lazy_rounds)
+
+        def refresh(carry):
+            bounds, raw, fresh, rounds = carry
+            stale = jnp.where(available & ~fresh, bounds, -jnp.inf)
+            _, indices = jax.lax.top_k(stale, lazy_batch)
+            values = fn.gains_at(state, indices).astype(jnp.float32)
+            return (
+                bounds.at[indices].set(_rank(values, available[indices])),
+                raw.at[indices].set(values),
+                fresh.at[indices].set(True),
+                rounds + 1,
+            )
+
+        initial = (bounds, jnp.zeros((n,), jnp.float32), jnp.zeros((n,), bool), 0)
+        bounds, raw, fresh, _ = jax.lax.while_loop(unsettled, refresh, initial)
+        top = top_of(bounds)
+
+        # Fresh bounds are exact gains, stale ones upper bounds (diminishing returns): a
+        # fresh top is the exact greedy pick, ties included.
         def take(_):
-            return index, gain, bounds.at[indices].set(ranked)
+            return top, raw[top], bounds
 
         def fall_back(_):
-            index, gain, ranked_all = full_pass(state, available)
-            return index, gain, jnp.where(available, ranked_all, bounds)
+            index, gain, ranked = full_pass(state, available)
+            return index, gain, jnp.where(available, ranked, bounds)
 
-        return jax.lax.cond(accept, take, fall_back, None)
+        return jax.lax.cond(fresh[top] | ~jnp.any(available), take, fall_back, None)
 
     def choose_stochastic(t, state, available, extra):
         assert key is not None and sample_size is not None
         uniforms = jax.random.uniform(jax.random.fold_in(key, t), (n,))
         _, indices = jax.lax.top_k(jnp.where(available, uniforms, -1.0), sample_size)
-        index, gain, _, _, _ = best_of(state, indices.astype(jnp.int32), available)
+        index, gain = best_of(state, indices.astype(jnp.int32), available)
         return index, gain, extra
 
     choose = {"naive": choose_naive, "lazy": choose_lazy, "stochastic": choose_stochastic}[
@@ -237,9 +262,13 @@ def submodular_greedy(
         gains = gains.at[t].set(jnp.where(any_left, gain, 0.0))
         return state, available, extra, picked, gains
 
-    extra = jnp.full((n,), jnp.inf, jnp.float32) if optimizer == "lazy" else jnp.zeros(())
+    state = fn.init(budget)
+    if optimizer == "lazy":  # upper bounds on the gains: the exact gains at S = {}
+        extra = _rank(fn.gains(state).astype(jnp.float32), candidates)
+    else:
+        extra = jnp.zeros(())
     initial = (
-        fn.init(budget),
+        state,
         candidates,
         extra,
         jnp.full((budget,), -1, jnp.int32),

@@ -71,28 +71,35 @@ class LogDeterminantState(NamedTuple):
     """Incremental Cholesky factor of K_S + lambda I, in the rows of every element.
 
     Attributes:
-        count: int32, |S|.
+        n_picked: int32, |S|.
         factors: float32 [capacity, N], row t = the t-th Cholesky column, for every
             element (L^-1 k_{S, e} stacked over the picks).
         residual: float32 [N], K_ee + lambda - ||factors[:, e]||^2, the Schur complement
             whose log is the gain of e.
     """
 
-    count: jax.Array
+    n_picked: jax.Array
     factors: jax.Array
     residual: jax.Array
 
 
 class DisparityMinState(NamedTuple):
-    """count: int32 |S|; current: float32 min(1, min_{i != j in S} d_ij) (1 for |S| < 2);
-    nearest: float32 [N], min_{j in S} d_ej (+inf for S = {})."""
+    """The pairwise minimum so far and every element's distance to S.
 
-    count: jax.Array
+    Attributes:
+        n_picked: int32, |S|.
+        current: float32, min(1, min_{i != j in S} d_ij); 1 while |S| < 2.
+        nearest: float32 [N], min_{j in S} d_ej; +inf for S = {}.
+    """
+
+    n_picked: jax.Array
     current: jax.Array
     nearest: jax.Array
 
 
-def facility_location(kernel: Kernel, *, ground: jax.Array | None = None) -> SubmodularFn:
+def facility_location(
+    kernel: Kernel, *, ground: jax.Array | None = None, symmetric: bool = False
+) -> SubmodularFn:
     """Facility location: f(S) = sum_{i in V} max(0, max_{j in S} K_ij).
 
     The rows i of K are the points to represent (V, masked by ``ground``), the columns j
@@ -103,44 +110,47 @@ def facility_location(kernel: Kernel, *, ground: jax.Array | None = None) -> Sub
     Gain: sum_{i in V} max(0, K_ie - m_i) with m_i = max(0, max_{j in S} K_ij).
     Cost: a full gain pass is O(M * N) for a dense kernel, O(M * N * F) for a Similarity
     (``chunk_size`` rows at a time); ``gains_at`` over R elements is O(M * R) or
-    O(M * R * F); an update is one column. Memory: the kernel if dense (M * N floats),
-    else O(chunk_size * N) during a pass, plus O(M) state.
+    O(M * R * F); an update is one column. Memory: the kernel if dense (M * N floats,
+    twice unless ``symmetric``: the kernel is transposed once so that its columns are
+    contiguous), else one block of at most 2^22 entries during a pass; plus O(M) state.
 
     Args:
-        kernel: float [M, N] or a Similarity.
+        kernel: float [M, N] (rows: the represented points; columns: the elements) or a
+            Similarity.
         ground: bool [M], the rows in V (default all).
+        symmetric: a dense kernel is square and symmetric (e.g. ``similarity_kernel(x)``),
+            so it is its own column layout: no transposed copy. Checked outside jit;
+            ignored for a Similarity.
     """
-    kernel = _kernels.check_kernel(kernel)
-    m, n = _kernels.kernel_shape(kernel)
+    prepared = _kernels.prepare_kernel(kernel, symmetric=symmetric)
+    m, n = _kernels.kernel_shape(prepared)
     weights = _ground_weights(ground, m, "ground")
 
     def block_gains(block, weights, best):
-        return jnp.sum(weights[:, None] * jnp.maximum(block - best[:, None], 0.0), axis=0)
+        return jnp.sum(weights[None, :] * jnp.maximum(block - best[None, :], 0.0), axis=1)
 
     def init(capacity):
         del capacity
         return FacilityLocationState(jnp.zeros((m,), jnp.float32))
 
     def gains_at(state, indices):
-        return _kernels.reduce_rows(kernel, block_gains, (weights, state.best), indices)
+        return _kernels.reduce_columns(prepared, block_gains, (weights, state.best), indices)
 
     def update(state, index):
-        return FacilityLocationState(jnp.maximum(state.best, _kernels.column(kernel, index)))
+        return FacilityLocationState(jnp.maximum(state.best, _kernels.column(prepared, index)))
 
     return SubmodularFn(
         "facility_location",
         n,
-        {},
+        {"symmetric": symmetric},
         init,
-        lambda state: _kernels.reduce_rows(kernel, block_gains, (weights, state.best)),
+        lambda state: _kernels.reduce_columns(prepared, block_gains, (weights, state.best)),
         gains_at,
         update,
     )
 
 
-def graph_cut(
-    kernel: Kernel, *, lambda_: float, ground: jax.Array | None = None
-) -> SubmodularFn:
+def graph_cut(kernel: Kernel, *, lambda_: float, ground: jax.Array | None = None) -> SubmodularFn:
     """Graph cut: f(S) = sum_{i in V, j in S} K_ij - lambda sum_{i, j in S} K_ij.
 
     submodlib's GraphCut (DISTIL's ``lambda_val``). apricot's GraphCutSelection with
@@ -158,18 +168,18 @@ def graph_cut(
         lambda_: the redundancy weight, >= 0.
         ground: bool [N], the elements in V for the coverage term (default all).
     """
-    kernel = _kernels.check_kernel(kernel, square=True)
-    n = _kernels.kernel_shape(kernel)[1]
+    prepared = _kernels.prepare_kernel(kernel, square=True)
+    n = _kernels.kernel_shape(prepared)[1]
     lambda_ = _non_negative(lambda_, "lambda_")
     weights = _ground_weights(ground, n, "ground")
 
     def init(capacity):
         del capacity
-        coverage = _kernels.reduce_rows(kernel, _weighted_sum, (weights,))
-        return ModularState(coverage - lambda_ * _kernels.diagonal(kernel))
+        coverage = _kernels.reduce_columns(prepared, _weighted_sum, (weights,))
+        return ModularState(coverage - lambda_ * _kernels.diagonal(prepared))
 
     def update(state, index):
-        return ModularState(state.gains - 2.0 * lambda_ * _kernels.column(kernel, index))
+        return ModularState(state.gains - 2.0 * lambda_ * _kernels.column(prepared, index))
 
     return _modular_fn("graph_cut", n, {"lambda_": lambda_}, init, update)
 
@@ -192,27 +202,27 @@ def saturated_coverage(
         alpha: the saturation fraction, > 0.
         ground: bool [N], V for both sums (default all).
     """
-    kernel = _kernels.check_kernel(kernel, square=True)
-    n = _kernels.kernel_shape(kernel)[1]
+    prepared = _kernels.prepare_kernel(kernel, square=True)
+    n = _kernels.kernel_shape(prepared)[1]
     alpha = _positive(alpha, "alpha")
     weights = _ground_weights(ground, n, "ground")
 
     def block_gains(block, weights, cover, cap):
-        before = jnp.minimum(cap, cover)[:, None]
-        after = jnp.minimum(cap[:, None], cover[:, None] + block)
-        return jnp.sum(weights[:, None] * (after - before), axis=0)
+        cover, cap = cover[None, :], cap[None, :]
+        gained = jnp.minimum(cap, cover + block) - jnp.minimum(cap, cover)
+        return jnp.sum(weights[None, :] * gained, axis=1)
 
     def init(capacity):
         del capacity
-        cap = alpha * _kernels.reduce_rows(kernel, _weighted_sum, (weights,))
+        cap = alpha * _kernels.reduce_columns(prepared, _weighted_sum, (weights,))
         return SaturatedCoverageState(jnp.zeros((n,), jnp.float32), cap)
 
     def gains_at(state, indices):
         rows = (weights, state.cover, state.cap)
-        return _kernels.reduce_rows(kernel, block_gains, rows, indices)
+        return _kernels.reduce_columns(prepared, block_gains, rows, indices)
 
     def update(state, index):
-        return state._replace(cover=state.cover + _kernels.column(kernel, index))
+        return state._replace(cover=state.cover + _kernels.column(prepared, index))
 
     return SubmodularFn(
         "saturated_coverage",
@@ -238,15 +248,15 @@ def sum_redundancy(kernel: Kernel) -> SubmodularFn:
     Args:
         kernel: symmetric float [N, N] or a square Similarity.
     """
-    kernel = _kernels.check_kernel(kernel, square=True)
-    n = _kernels.kernel_shape(kernel)[1]
+    prepared = _kernels.prepare_kernel(kernel, square=True)
+    n = _kernels.kernel_shape(prepared)[1]
 
     def init(capacity):
         del capacity
-        return ModularState(-_kernels.diagonal(kernel))
+        return ModularState(-_kernels.diagonal(prepared))
 
     def update(state, index):
-        return ModularState(state.gains - 2.0 * _kernels.column(kernel, index))
+        return ModularState(state.gains - 2.0 * _kernels.column(prepared, index))
 
     return _modular_fn("sum_redundancy", n, {}, init, update)
 
@@ -323,15 +333,15 @@ def log_determinant(kernel: Kernel, *, lambda_: float) -> SubmodularFn:
         kernel: symmetric positive semi-definite float [N, N] or a square Similarity.
         lambda_: the diagonal regularizer, >= 0.
     """
-    kernel = _kernels.check_kernel(kernel, square=True)
-    n = _kernels.kernel_shape(kernel)[1]
+    prepared = _kernels.prepare_kernel(kernel, square=True)
+    n = _kernels.kernel_shape(prepared)[1]
     lambda_ = _non_negative(lambda_, "lambda_")
 
     def init(capacity):
         return LogDeterminantState(
             jnp.zeros((), jnp.int32),
             jnp.zeros((capacity, n), jnp.float32),
-            _kernels.diagonal(kernel) + lambda_,
+            _kernels.diagonal(prepared) + lambda_,
         )
 
     def gains(state):
@@ -342,10 +352,10 @@ def log_determinant(kernel: Kernel, *, lambda_: float) -> SubmodularFn:
         pivot = state.residual[index]
         projection = state.factors[:, index] @ state.factors
         scale = jnp.where(pivot > 0, jax.lax.rsqrt(jnp.where(pivot > 0, pivot, 1.0)), 0.0)
-        new = (_kernels.column(kernel, index) - projection) * scale
+        new = (_kernels.column(prepared, index) - projection) * scale
         return LogDeterminantState(
-            state.count + 1,
-            state.factors.at[state.count].set(new, mode="drop"),
+            state.n_picked + 1,
+            state.factors.at[state.n_picked].set(new, mode="drop"),
             state.residual - new * new,
         )
 
@@ -373,15 +383,15 @@ def disparity_sum(kernel: Kernel) -> SubmodularFn:
     Args:
         kernel: symmetric float [N, N] or a square Similarity.
     """
-    kernel = _kernels.check_kernel(kernel, square=True)
-    n = _kernels.kernel_shape(kernel)[1]
+    prepared = _kernels.prepare_kernel(kernel, square=True)
+    n = _kernels.kernel_shape(prepared)[1]
 
     def init(capacity):
         del capacity
         return ModularState(jnp.zeros((n,), jnp.float32))
 
     def update(state, index):
-        return ModularState(state.gains + 1.0 - _kernels.column(kernel, index))
+        return ModularState(state.gains + 1.0 - _kernels.column(prepared, index))
 
     return _modular_fn("disparity_sum", n, {}, init, update, submodular=False)
 
@@ -400,8 +410,8 @@ def disparity_min(kernel: Kernel) -> SubmodularFn:
     Args:
         kernel: symmetric float [N, N] or a square Similarity.
     """
-    kernel = _kernels.check_kernel(kernel, square=True)
-    n = _kernels.kernel_shape(kernel)[1]
+    prepared = _kernels.prepare_kernel(kernel, square=True)
+    n = _kernels.kernel_shape(prepared)[1]
 
     def init(capacity):
         del capacity
@@ -410,18 +420,18 @@ def disparity_min(kernel: Kernel) -> SubmodularFn:
         )
 
     def value(state):
-        return jnp.where(state.count >= 2, state.current, 0.0)
+        return jnp.where(state.n_picked >= 2, state.current, 0.0)
 
     def gains(state):
-        after = jnp.where(state.count >= 1, jnp.minimum(state.current, state.nearest), 0.0)
+        after = jnp.where(state.n_picked >= 1, jnp.minimum(state.current, state.nearest), 0.0)
         return after - value(state)
 
     def update(state, index):
         current = jnp.where(
-            state.count >= 1, jnp.minimum(state.current, state.nearest[index]), state.current
+            state.n_picked >= 1, jnp.minimum(state.current, state.nearest[index]), state.current
         )
-        nearest = jnp.minimum(state.nearest, 1.0 - _kernels.column(kernel, index))
-        return DisparityMinState(state.count + 1, current, nearest)
+        nearest = jnp.minimum(state.nearest, 1.0 - _kernels.column(prepared, index))
+        return DisparityMinState(state.n_picked + 1, current, nearest)
 
     return SubmodularFn(
         "disparity_min",
@@ -472,7 +482,7 @@ def _modular_fn(name, n, hparams, init, update, submodular=True) -> SubmodularFn
 
 
 def _weighted_sum(block: jax.Array, weights: jax.Array) -> jax.Array:
-    return weights @ block
+    return block @ weights
 
 
 def _ground_weights(ground: jax.Array | None, size: int, name: str) -> jax.Array:
