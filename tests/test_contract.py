@@ -31,6 +31,15 @@ CASES = {
     "batchbald": [{"mc_samples": 4, "max_configurations": 40}],
     "deepfool": [{"max_iter": 5}, {"num_classes": 2}],
     "bim": [{"eps": 0.1, "max_iter": 20}],
+    "submodular": [
+        {},
+        {"function": "graph_cut", "lambda_": 0.5, "representation": "gradient"},
+        {"function": "log_determinant", "lambda_": 1.0, "metric": "euclidean"},
+        {"function": "feature_based", "representation": "raw", "optimizer": "naive"},
+        {"function": "disparity_min", "optimizer": "naive"},
+        {"optimizer": "stochastic"},
+    ],
+    "fass": [{}, {"uncertainty": "margin", "top_n": 2, "function": "saturated_coverage"}],
     "stochastic": [
         {"strategy": "entropy", "mode": "power"},
         {"strategy": "margin", "mode": "softrank", "beta": 2.0},

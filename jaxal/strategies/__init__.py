@@ -10,6 +10,8 @@ from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
 from jaxal.strategies.diversity import random as random
+from jaxal.strategies.submodular import fass as fass
+from jaxal.strategies.submodular import submodular as submodular
 from jaxal.strategies.uncertainty import bald as bald
 from jaxal.strategies.uncertainty import entropy as entropy
 from jaxal.strategies.uncertainty import least_confidence as least_confidence
@@ -27,6 +29,7 @@ __all__ = [
     "coreset",
     "deepfool",
     "entropy",
+    "fass",
     "get",
     "kmeans",
     "least_confidence",
@@ -34,4 +37,5 @@ __all__ = [
     "partition",
     "random",
     "stochastic",
+    "submodular",
 ]

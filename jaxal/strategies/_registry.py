@@ -5,7 +5,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
-from jaxal.strategies import adversarial, batch_bayesian, diversity, uncertainty, wrappers
+from jaxal.strategies import (
+    adversarial,
+    batch_bayesian,
+    diversity,
+    submodular,
+    uncertainty,
+    wrappers,
+)
 from jaxal.strategies._base import Strategy
 
 REGISTRY: dict[str, Callable[..., Strategy]] = {
@@ -20,6 +27,8 @@ REGISTRY: dict[str, Callable[..., Strategy]] = {
     "batchbald": batch_bayesian.batchbald,
     "deepfool": adversarial.deepfool,
     "bim": adversarial.bim,
+    "submodular": submodular.submodular,
+    "fass": submodular.fass,
     "stochastic": wrappers.stochastic,
     "partition": wrappers.partition,
 }
