@@ -73,6 +73,8 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "kmeans": ("kmeans", {}),
     # DISTIL's BatchBALDDropout defaults: n_drop 40, n_samples 1000.
     "batchbald": ("batchbald", {"mc_samples": 40, "max_configurations": 1000}),
+    "fass": ("fass", {}),
+    "submodular": ("submodular", {"optimizer": "stochastic"}),
     # The attacks' own default chunk (a vmapped loop waits for its slowest point).
     "deepfool": ("deepfool", {"batch_size": ATTACK_BATCH_SIZE}),
     "bim": ("bim", {"batch_size": ATTACK_BATCH_SIZE}),
@@ -97,6 +99,8 @@ DISTIL_BUDGET_100: dict[str, dict[int, float]] = {
     "badge": {2000: 0.245, 10000: 3.29, 50000: 14.7},
     "kmeans": {2000: 5.76, 10000: 33.0, 50000: 261.0},
     "batchbald": {2000: 24.7, 10000: 122.0},
+    "fass": {2000: 0.062, 10000: 0.647, 50000: 0.911},
+    "submodular": {2000: 0.414, 10000: 18.3},
     "deepfool": {2000: 2.14, 10000: 10.7, 50000: 54.8},
     "bim": {2000: 0.632, 10000: 3.34, 50000: 17.1},
 }
