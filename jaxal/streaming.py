@@ -19,6 +19,7 @@ import numpy as np
 from jaxal import _checks, selectors
 from jaxal.model import Model, forward
 from jaxal.pool import Pool
+from jaxal.selectors._top_k import rank_keys
 from jaxal.strategies._base import Strategy
 
 Chunks = np.ndarray | Iterable[np.ndarray]
@@ -135,9 +136,7 @@ def k_center_greedy(
 def _merge(best_scores, best_index, scores, chunk_labeled, start):
     """Top ``budget`` of the running best and a chunk's unlabeled scores [B]."""
     budget = best_scores.shape[0]
-    lowest = jnp.finfo(jnp.float32).min
-    ranked = jnp.where(jnp.isnan(scores), lowest, jnp.maximum(scores, lowest))
-    ranked = jnp.where(chunk_labeled, -jnp.inf, ranked)
+    ranked = rank_keys(scores, ~chunk_labeled)
     chunk_index = start + jnp.arange(scores.shape[0], dtype=jnp.int32)
     all_scores = jnp.concatenate([best_scores, ranked])
     all_index = jnp.concatenate([best_index, jnp.where(chunk_labeled, -1, chunk_index)])

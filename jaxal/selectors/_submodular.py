@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxal import _checks
+from jaxal.selectors._top_k import rank_keys
 
 OPTIMIZERS = ("naive", "lazy", "stochastic")
 
@@ -280,6 +281,4 @@ def submodular_greedy(
 
 def _rank(gains: jax.Array, available: jax.Array) -> jax.Array:
     """Gains as sortable keys: NaN and -inf -> the lowest finite float; -inf if unavailable."""
-    lowest = jnp.finfo(jnp.float32).min
-    ranked = jnp.where(jnp.isnan(gains), lowest, jnp.maximum(gains, lowest))
-    return jnp.where(available, ranked, -jnp.inf)
+    return rank_keys(gains, available)

@@ -24,13 +24,23 @@ def top_k(scores: jax.Array, candidates: jax.Array, budget: int) -> jax.Array:
     n = scores.shape[0]
     if not 1 <= budget <= n:
         raise ValueError(f"budget must be in [1, {n}] (the pool size), got {budget}")
+    _, indices = jax.lax.top_k(rank_keys(scores, candidates), budget)
+    filled = jnp.arange(budget) < jnp.sum(candidates)
+    return jnp.where(filled, indices, -1).astype(jnp.int32)
+
+
+def rank_keys(scores: jax.Array, candidates: jax.Array) -> jax.Array:
+    """float32 [N] sort keys: NaN and -inf become the lowest finite float, so that every
+    candidate ranks above every non-candidate (-inf).
+
+    Args:
+        scores: float [N].
+        candidates: bool [N].
+    """
     scores = scores.astype(jnp.float32)
     lowest = jnp.finfo(jnp.float32).min
     ranked = jnp.where(jnp.isnan(scores), lowest, jnp.maximum(scores, lowest))
-    ranked = jnp.where(candidates, ranked, -jnp.inf)
-    _, indices = jax.lax.top_k(ranked, budget)
-    filled = jnp.arange(budget) < jnp.sum(candidates)
-    return jnp.where(filled, indices, -1).astype(jnp.int32)
+    return jnp.where(candidates, ranked, -jnp.inf)
 
 
 def random_subset(candidates: jax.Array, budget: int, key: jax.Array) -> jax.Array:
