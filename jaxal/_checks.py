@@ -85,6 +85,21 @@ def finite(array: ArrayLike, name: str) -> None:
             raise ValueError(f"{name} must be finite; it holds NaN or infinity")
 
 
+def labels_in_range(labels: jax.Array, num_classes: int, name: str) -> None:
+    """Raise unless ``labels`` is an integer array with values in [0, num_classes).
+
+    The range is checked only when the values are concrete (outside jit).
+    """
+    if not jnp.issubdtype(jnp.asarray(labels).dtype, jnp.integer):
+        raise TypeError(f"{name} must hold integer labels, got dtype {jnp.asarray(labels).dtype}")
+    if (
+        is_concrete(labels)
+        and labels.size
+        and not (0 <= int(jnp.min(labels)) and int(jnp.max(labels)) < num_classes)
+    ):
+        raise ValueError(f"{name} must lie in [0, {num_classes}) (the model's classes)")
+
+
 def budget_fits(budget: int, candidates: jax.Array) -> None:
     """Raise if a concrete ``candidates`` mask [N] has fewer than ``budget`` True entries."""
     if is_concrete(candidates):

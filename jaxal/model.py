@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxal import _checks
 from jaxal._chunks import map_chunks
 from jaxal.selectors._points import OuterProduct
 
@@ -263,10 +264,13 @@ def _fmix32(h: jax.Array) -> jax.Array:
     return h ^ (h >> 16)
 
 
-def gradient_embedding(logits: jax.Array, embeddings: jax.Array, kind: str) -> OuterProduct:
-    """Last-layer cross-entropy gradients at the predicted labels, in factored form.
+def gradient_embedding(
+    logits: jax.Array, embeddings: jax.Array, kind: str, labels: jax.Array | None = None
+) -> OuterProduct:
+    """Last-layer cross-entropy gradients at the predicted (or given) labels, factored.
 
-    With p = softmax(logits) and a = p - onehot(argmax p) (d loss / d logits), the gradient
+    With p = softmax(logits) and a = p - onehot(y) (d loss / d logits) for y = argmax p,
+    or ``labels`` when given (true-label gradients, e.g. of a query set), the gradient
     for the last layer's weights is a (x) h. Row i of the returned :class:`OuterProduct` is
 
     * ``"linear"``: a (x) h, dimension C * D (DISTIL's BADGE default);
@@ -279,6 +283,7 @@ def gradient_embedding(logits: jax.Array, embeddings: jax.Array, kind: str) -> O
         logits: float [N, C].
         embeddings: float [N, D], the last layer's input.
         kind: one of ``"linear"``, ``"bias"``, ``"bias_linear"``.
+        labels: int [N] in [0, C), or None for the predicted labels.
 
     Returns:
         ``OuterProduct(left=a [N, C], right=[N, D] | [N, 1] | [N, D + 1])``.
@@ -286,14 +291,20 @@ def gradient_embedding(logits: jax.Array, embeddings: jax.Array, kind: str) -> O
     if kind not in GRADIENT_EMBEDDINGS:
         raise ValueError(f"embedding must be one of {GRADIENT_EMBEDDINGS}, got {kind!r}")
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    predicted = jax.nn.one_hot(jnp.argmax(probs, axis=-1), probs.shape[-1], dtype=probs.dtype)
+    if labels is None:
+        labels = jnp.argmax(probs, axis=-1)
+    elif jnp.shape(labels) != probs.shape[:1]:
+        raise ValueError(f"labels must have shape ({probs.shape[0]},), got {jnp.shape(labels)}")
+    else:
+        _checks.labels_in_range(labels, probs.shape[-1], "labels")
+    target = jax.nn.one_hot(labels, probs.shape[-1], dtype=probs.dtype)
     ones = jnp.ones((embeddings.shape[0], 1), embeddings.dtype)
     right = {
         "linear": embeddings,
         "bias": ones,
         "bias_linear": jnp.concatenate([ones, embeddings], axis=1),
     }[kind]
-    return OuterProduct(probs - predicted, right)
+    return OuterProduct(probs - target, right)
 
 
 def parameter_gradients(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxal
-from tests.conftest import N_POINTS
+from tests.conftest import N_CLASSES, N_FEATURES, N_POINTS
 
 BUDGET = 7
 
@@ -58,8 +60,35 @@ def test_table_covers_registry():
     assert set(CASES) == set(jaxal.strategies.REGISTRY)
 
 
-def _build(name, hparams, model, budget=BUDGET):
-    return jaxal.strategies.get(name)(model, budget, batch_size=40, **hparams)
+def labeled_inputs(seed, size):
+    """A labeled set (query / private / validation): inputs [size, F] and labels [size]."""
+    x = jax.random.normal(jax.random.key(seed), (size, N_FEATURES))
+    return x, jnp.arange(size, dtype=jnp.int32) % N_CLASSES
+
+
+_QUERY, _PRIVATE, _VALIDATION = labeled_inputs(7, 5), labeled_inputs(8, 6), labeled_inputs(9, 10)
+# Every extra input a strategy may declare (Strategy.inputs), with its test value.
+INPUTS = {
+    "query_x": _QUERY[0],
+    "query_y": _QUERY[1],
+    "private_x": _PRIVATE[0],
+    "private_y": _PRIVATE[1],
+    "validation_x": _VALIDATION[0],
+    "validation_y": _VALIDATION[1],
+}
+
+
+def _build(name, hparams, model, budget=BUDGET, batch_size=40):
+    """The strategy, with its extra inputs (if any) bound into select and score."""
+    strategy = jaxal.strategies.get(name)(model, budget, batch_size=batch_size, **hparams)
+    assert set(strategy.inputs) <= set(INPUTS)
+    if not strategy.inputs:
+        return strategy
+    inputs = {name: INPUTS[name] for name in strategy.inputs}
+    return strategy._replace(
+        select=functools.partial(strategy.select, **inputs),
+        score=functools.partial(strategy.score, **inputs),
+    )
 
 
 SCORED = {"least_confidence", "margin", "entropy", "bald", "deepfool", "bim", "stochastic"}
@@ -155,8 +184,8 @@ def test_convenience_select_matches_factory(name, hparams, model, params, pool, 
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
 def test_independent_of_batch_size(name, hparams, model, params, pool, key):
-    small = jaxal.strategies.get(name)(model, BUDGET, batch_size=7, **hparams)
-    large = jaxal.strategies.get(name)(model, BUDGET, batch_size=1000, **hparams)
+    small = _build(name, hparams, model, batch_size=7)
+    large = _build(name, hparams, model, batch_size=1000)
     np.testing.assert_array_equal(
         np.asarray(jax.jit(small.select)(params, pool, key)),
         np.asarray(jax.jit(large.select)(params, pool, key)),

@@ -99,6 +99,26 @@ def test_gradient_embedding_matches_distil_layout(kind):
     np.testing.assert_allclose(got_distances, distances, rtol=1e-4, atol=1e-4)
 
 
+def test_gradient_embedding_at_given_labels():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(15, N_CLASSES)).astype(np.float32) * 3
+    hidden = rng.normal(size=(15, N_HIDDEN)).astype(np.float32)
+    labels = rng.integers(0, N_CLASSES, 15)
+    grad_logits = softmax(logits.astype(np.float64))
+    grad_logits[np.arange(15), labels] -= 1.0
+    expected = np.einsum("nc,nd->ncd", grad_logits, hidden).reshape(15, -1)
+    got = gradient_embedding(
+        jnp.asarray(logits), jnp.asarray(hidden), "linear", jnp.asarray(labels)
+    )
+    np.testing.assert_allclose(np.asarray(got.materialize(), np.float64), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(("labels", "match"), [([0, 4], "in \\[0, 4\\)"), ([0], "shape")])
+def test_gradient_embedding_rejects_bad_labels(labels, match):
+    with pytest.raises(ValueError, match=match):
+        gradient_embedding(jnp.zeros((2, 4)), jnp.zeros((2, 3)), "linear", jnp.asarray(labels))
+
+
 def test_gradient_embedding_rejects_unknown_kind():
     with pytest.raises(ValueError, match="embedding"):
         gradient_embedding(jnp.zeros((2, 3)), jnp.zeros((2, 4)), "weights")

@@ -10,7 +10,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxal
-from tests.test_contract import BUDGET, IDS, TABLE
+from tests.test_contract import IDS, TABLE, _build
 
 pytestmark = pytest.mark.skipif(
     len(jax.devices()) < 4, reason="needs 4 devices (conftest sets 4 host devices)"
@@ -36,7 +36,7 @@ def test_pool_is_really_sharded(pool):
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
 def test_sharded_equals_unsharded(name, hparams, model, params, pool, key):
-    strategy = jaxal.strategies.get(name)(model, BUDGET, batch_size=40, **hparams)
+    strategy = _build(name, hparams, model)
     select = jax.jit(strategy.select)
     expected = np.asarray(select(params, pool, key))
     got = np.asarray(select(params, _shard(pool), key))

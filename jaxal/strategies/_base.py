@@ -12,8 +12,8 @@ from jaxal import _checks
 from jaxal.pool import Pool
 from jaxal.selectors import top_k
 
-SelectFn = Callable[[Any, Pool, jax.Array], jax.Array]
-ScoreFn = Callable[[Any, Pool, jax.Array], jax.Array | None]
+SelectFn = Callable[..., jax.Array]
+ScoreFn = Callable[..., jax.Array | None]
 
 DEFAULT_BATCH_SIZE = 4096
 
@@ -26,12 +26,16 @@ class Strategy(NamedTuple):
         budget: the number of points ``select`` returns.
         hparams: every other hyperparameter, by name (also readable as attributes:
             ``strategy.mc_samples``).
-        select: ``select(params, pool, key) -> int32 [budget]``: distinct indices of
-            unlabeled points, best first or in pick order. Called outside ``jit`` it raises
-            ValueError on bad input; under ``jit``, slots it cannot fill are -1.
-        score: ``score(params, pool, key) -> float32 [N] | None``: the acquisition score of
-            every point (higher = pick first; -inf for labeled points), or None for
-            strategies without a per-point score.
+        select: ``select(params, pool, key, **inputs) -> int32 [budget]``: distinct
+            indices of unlabeled points, best first or in pick order. Called outside ``jit``
+            it raises ValueError on bad input; under ``jit``, slots it cannot fill are -1.
+        score: ``score(params, pool, key, **inputs) -> float32 [N] | None``: the
+            acquisition score of every point (higher = pick first; -inf for labeled
+            points), or None for strategies without a per-point score.
+        inputs: the names of the extra keyword arrays ``select`` and ``score`` accept
+            besides the pool (e.g. ``("query_x", "query_y")`` for SMI): data that changes
+            between calls, so it travels as traced arguments, never as constants closed
+            over by a jitted function. Empty for most strategies.
     """
 
     name: str
@@ -39,6 +43,7 @@ class Strategy(NamedTuple):
     hparams: Mapping[str, Any]
     select: SelectFn
     score: ScoreFn
+    inputs: tuple[str, ...] = ()
 
     def __getattr__(self, item: str) -> Any:
         try:
@@ -67,9 +72,9 @@ def candidates_for(pool: Pool, budget: int) -> jax.Array:
     return candidates
 
 
-def no_score(params: Any, pool: Pool, key: jax.Array) -> None:
+def no_score(params: Any, pool: Pool, key: jax.Array, **inputs: Any) -> None:
     """The ``score`` of strategies that have no per-point score."""
-    del params, pool, key
+    del params, pool, key, inputs
 
 
 def scored_strategy(
