@@ -40,6 +40,7 @@ CASES = {
         {"function": "feature_based", "representation": "raw", "optimizer": "naive"},
         {"function": "disparity_min", "optimizer": "naive"},
         {"optimizer": "stochastic"},
+        {"optimizer": "stochastic", "represented": 40},
     ],
     "fass": [{}, {"uncertainty": "margin", "top_n": 2, "function": "saturated_coverage"}],
     "stochastic": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
@@ -65,6 +66,35 @@ def test_submodular_matches_numpy_greedy(function, hparams, model, params, pool,
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize(
+    ("function", "hparams"), [("facility_location", {}), ("graph_cut", {"lambda_": 0.3})]
+)
+def test_represented_sample_is_the_ground_set(function, hparams, model, params, pool, key):
+    """With represented=R the function sums over R unlabeled points drawn from the key."""
+    budget, represented = 5, 30
+    strategy = jaxal.strategies.submodular(
+        model, budget, optimizer="naive", represented=represented
+    )
+    got = np.asarray(strategy.select(params, pool, key))
+    unlabeled = ~np.asarray(pool.labeled)
+    sample = np.asarray(
+        jaxal.selectors.random_subset(pool.unlabeled, represented, jax.random.split(key)[1])
+    )
+    assert len(set(sample.tolist())) == represented and unlabeled[sample].all()
+    ground = np.zeros(len(unlabeled), bool)
+    ground[sample] = True
+    _, hidden = numpy_mlp(params, pool.x)
+    kernel = reference_submodular.cosine_kernel(hidden)
+
+    def value(chosen):
+        return reference_submodular.facility_location(kernel, chosen, ground=ground)
+
+    expected, _ = reference_submodular.naive_greedy(value, len(hidden), unlabeled, budget)
+    np.testing.assert_array_equal(got, expected)
+    everything = jaxal.strategies.submodular(model, budget, optimizer="naive")
+    assert not np.array_equal(got, np.asarray(everything.select(params, pool, key)))
+
+
 def test_lazy_equals_naive_strategy(model, params, pool, key):
     lazy = jaxal.strategies.submodular(model, 6, optimizer="lazy")
     naive = jaxal.strategies.submodular(model, 6, optimizer="naive")
@@ -81,6 +111,8 @@ def test_lazy_equals_naive_strategy(model, params, pool, key):
         ({"optimizer": "greedy"}, "optimizer"),
         ({"function": "graph_cut"}, "lambda_"),
         ({"representation": "pixels"}, "representation"),
+        ({"function": "log_determinant", "lambda_": 1.0, "represented": 10}, "represented"),
+        ({"represented": 0}, "represented"),
     ],
 )
 def test_submodular_bad_arguments(kwargs, match, model):

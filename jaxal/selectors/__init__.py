@@ -13,6 +13,7 @@ from jaxal.selectors._kmeans import kmeans as kmeans
 from jaxal.selectors._kmeans import lloyd as lloyd
 from jaxal.selectors._kmeans import nearest_distinct as nearest_distinct
 from jaxal.selectors._points import OuterProduct as OuterProduct
+from jaxal.selectors._points import gather as gather
 from jaxal.selectors._points import min_sq_distances_to_members as min_sq_distances_to_members
 from jaxal.selectors._points import sq_distances as sq_distances
 from jaxal.selectors._stochastic import STOCHASTIC_MODES as STOCHASTIC_MODES
@@ -42,6 +43,7 @@ __all__ = [
     "disparity_sum",
     "facility_location",
     "feature_based",
+    "gather",
     "graph_cut",
     "greedy_by_distance",
     "k_center_greedy",

@@ -27,6 +27,8 @@ UNCERTAINTY = {
 REPRESENTATIONS = ("embedding", "gradient", "raw")
 # Functions read a similarity kernel, except feature_based, which reads the features.
 _KERNEL_FREE = ("feature_based",)
+# Functions that sum over the points they represent (the kernel's rows, a `ground` mask).
+_TAKES_GROUND = ("facility_location", "graph_cut", "saturated_coverage")
 
 
 def submodular(
@@ -38,6 +40,7 @@ def submodular(
     metric: str = "cosine",
     optimizer: str = "lazy",
     epsilon: float = 0.1,
+    represented: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     **function_hparams: Any,
 ) -> Strategy:
@@ -47,7 +50,8 @@ def submodular(
     computed on the fly (``jaxal.selectors.Similarity``): memory O(N) plus one block of
     at most 2^22 entries, never an N x N matrix; a naive or lazy full pass costs
     O(N^2 * F) for F features, the stochastic optimizer O(N^2 / budget * log(1/epsilon)
-    * F) per pick (see ``jaxal.selectors.submodular_greedy``).
+    * F) per pick (see ``jaxal.selectors.submodular_greedy``). With ``represented = R``
+    the points to represent shrink to R and every N^2 above becomes N * R.
 
     Args:
         model: the :class:`jaxal.Model` (unused with ``representation="raw"``).
@@ -59,6 +63,11 @@ def submodular(
         metric: ``"cosine"`` or ``"euclidean"`` (submodlib's definitions).
         optimizer: ``"naive"``, ``"lazy"`` or ``"stochastic"``.
         epsilon: the stochastic optimizer's epsilon.
+        represented: facility location sums over the points it represents (the kernel's
+            rows V); with an int R, V is a uniform random sample (from ``key``) of R
+            unlabeled points instead of all of them: an unbiased estimate of the objective
+            (up to the factor N / R), at R / N of the cost. Every unlabeled point stays a
+            candidate. None (default): all unlabeled points.
         batch_size: points per forward pass.
         function_hparams: the function's own (``lambda_`` for graph cut and
             log-determinant, ``alpha`` for saturated coverage, ``concave`` for feature
@@ -69,11 +78,20 @@ def submodular(
     _checks.one_of(representation, REPRESENTATIONS, "representation")
     make_fn = _function_factory(function, metric, optimizer, function_hparams)
     epsilon = _checks.positive_float(epsilon, "epsilon")
+    represented = _checks.optional_positive_int(represented, "represented")
+    if represented is not None and function != "facility_location":
+        raise ValueError(f"represented applies to facility_location only, not {function}")
 
     def select(params: Any, pool: Pool, key: jax.Array) -> jax.Array:
         candidates = candidates_for(pool, budget)
         points = _representation(model, params, pool.x, representation, batch_size)
-        fn = make_fn(points, candidates, symmetric=False)
+        if represented is None:
+            fn = make_fn(points, candidates, symmetric=False)
+        else:
+            key, sample_key = jax.random.split(key)
+            sample = selectors.random_subset(candidates, min(represented, pool.size), sample_key)
+            rows = selectors.gather(points, jnp.maximum(sample, 0))
+            fn = make_fn(points, sample >= 0, symmetric=False, rows=rows)
         return selectors.submodular_greedy(
             fn, candidates, budget, key, optimizer=optimizer, epsilon=epsilon
         )
@@ -84,6 +102,7 @@ def submodular(
         "metric": metric,
         "optimizer": optimizer,
         "epsilon": epsilon,
+        "represented": represented,
         "batch_size": batch_size,
         **function_hparams,
     }
@@ -156,24 +175,29 @@ def _function_factory(function, metric, optimizer, function_hparams):
     """Validate the function's settings now; return ``make(points_or_kernel, ground)``.
 
     ``make`` takes points [N, F] (or an ``OuterProduct``; they become an on-the-fly
-    ``Similarity``) or a dense kernel [N, N] (``symmetric=True``), and the bool [N] ground
-    set, and returns the ``SubmodularFn``.
+    ``Similarity``) or a dense kernel [N, N] (``symmetric=True``), and the bool ground
+    set over the kernel's rows, and returns the ``SubmodularFn``; with ``rows`` (points
+    [R, F] in the same representation) the kernel is the rectangular similarity of
+    ``rows`` to the points, and ``ground`` is bool [R].
     """
     _checks.one_of(function, tuple(selectors.SUBMODULAR_FUNCTIONS), "function")
     _checks.one_of(metric, selectors.METRICS, "metric")
     _checks.one_of(optimizer, selectors.OPTIMIZERS, "optimizer")
     factory = selectors.SUBMODULAR_FUNCTIONS[function]
-    takes_ground = function in ("facility_location", "graph_cut", "saturated_coverage")
+    takes_ground = function in _TAKES_GROUND
 
-    def make(points_or_kernel, ground, *, symmetric):
+    def make(points_or_kernel, ground, *, symmetric, rows=None):
         if function in _KERNEL_FREE:
             features = points_or_kernel
             if isinstance(features, OuterProduct):
                 features = features.materialize()
             return factory(_min_max_scaled(features), **function_hparams)
-        kernel = (
-            points_or_kernel if symmetric else selectors.Similarity(points_or_kernel, metric=metric)
-        )
+        if symmetric:
+            kernel = points_or_kernel
+        elif rows is None:
+            kernel = selectors.Similarity(points_or_kernel, metric=metric)
+        else:
+            kernel = selectors.Similarity(rows, points_or_kernel, metric=metric)
         extra = {"ground": ground} if takes_ground else {}
         if function == "facility_location" and symmetric:
             extra["symmetric"] = True
