@@ -124,6 +124,22 @@ def test_first_pick_is_bald_argmax():
         assert float(values[0]) == pytest.approx(float(bald.max()), rel=1e-6)
 
 
+@pytest.mark.parametrize("rows", [16, 64])  # exact for 2 points, and sampled beyond
+def test_once_the_batch_identifies_the_sample_ties_go_by_bald(rows):
+    """After a pick that reveals the MC sample, every gain is 0: the rest follow BALD."""
+    samples, n = 4, 12
+    probs = mc_probs(12, samples, n, samples)
+    probs[:, 5] = np.eye(samples, dtype=np.float32)  # its label names the sample
+    bald = np.asarray(scores.mutual_information(probs), np.float64)
+    assert np.argmax(bald) == 5 and len(np.unique(bald)) == n
+    picks, values = WITH_SCORES(
+        probs, np.ones(n, bool), 6, jax.random.key(2), max_configurations=rows, chunk_size=5
+    )
+    rest = [int(i) for i in np.argsort(-bald, kind="stable") if i != 5][:5]
+    assert np.asarray(picks).tolist() == [5, *rest]
+    np.testing.assert_allclose(np.asarray(values), np.log(samples), rtol=1e-5)
+
+
 def test_saturated_probabilities_stay_finite():
     probs = mc_probs(11, S, N, C)
     probs[:, :3] = np.eye(C, dtype=np.float32)[[0, 1, 2]]  # one-hot, agreeing: zero MI

@@ -45,8 +45,18 @@ Entropies use ``xlogy`` (0 log 0 = 0): saturated probabilities give finite score
 NaN. The first pick is the candidate with the largest ``jaxal.scores.mutual_information``
 (BALD), computed by that very function.
 
-Cost per step: O(N * M * S * C) flops; memory O(M * S) for the table plus O(B * M * C) for
-one chunk of candidates (the candidates are scored ``chunk_size`` at a time).
+Saturation. A row's term of I(y_b; w | Y) is the mutual information of y_b and the MC
+sample under the row's posterior, at most that posterior's entropy. Once a configuration
+names its MC sample (with S samples, I(Y; w) <= log S, reached after a few picks), the
+row adds nothing to any gain: rows whose posterior entropy is below 1e-6 nats are
+skipped (each changes a gain by less than 1e-6), and with every row skipped all gains
+are 0. Gains within 1e-6 of the best tie, and ties go to the higher BALD score (then the
+lower index): a saturated batch continues in BALD order instead of in index order or by
+rounding noise (DISTIL's picks there depend on float noise).
+
+Cost per step: O(N * M' * S * C) flops for the M' <= M informative rows (M' falls to 0
+once the batch saturates); memory O(M * S) for the table plus O(B * R * C) for one block
+of R = 64 rows and B = ``chunk_size`` candidates.
 """
 
 from __future__ import annotations
@@ -59,6 +69,11 @@ from jaxal import _checks, scores
 from jaxal._chunks import map_chunks
 
 DEFAULT_MAX_CONFIGURATIONS = 1000
+# Gains closer than this (in nats) tie, and rows whose posterior over the MC samples has
+# less entropy than this are skipped: each such row adds at most this much to any gain.
+_RESOLUTION = 1e-6
+# Rows of the joint table processed together in a gain pass.
+_ROW_BLOCK = 64
 # float32 matmuls may run as TF32 / bfloat16 on GPU and TPU; entropies need full precision.
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -111,8 +126,9 @@ def batchbald_with_scores(
     Step i picks the candidate maximising the mutual information I(y_1, ..., y_i; w) of
     the batch extended by it (module docstring). It is exact while the C^m label
     configurations of the m points already picked fit in ``max_configurations`` rows
-    (DISTIL's rule, C^m <= M) and estimated from M sampled configurations beyond. Ties go
-    to the lower index.
+    (DISTIL's rule, C^m <= M) and estimated from M sampled configurations beyond. Gains
+    within 1e-6 nats tie; ties go to the higher BALD score, then the lower index (module
+    docstring: this is what orders a saturated batch).
 
     Args:
         probs: float [S, N, C], S MC-dropout samples of the class probabilities (rows sum
@@ -123,7 +139,7 @@ def batchbald_with_scores(
         max_configurations: M, rows of the joint table, a Python int >= S (DISTIL's
             ``n_samples``, default 1000). Larger is more accurate and costs O(M) time and
             memory per step.
-        chunk_size: B, candidates scored at a time (memory O(B * M * C)).
+        chunk_size: B, candidates scored at a time (memory O(B * 64 * C)).
 
     Returns:
         (indices int32 [budget] in pick order: distinct candidates, -1 once none is left;
@@ -184,23 +200,48 @@ def _greedy(
     sample_entropies = scores.entropy(probs)  # H(y_n | w = s), [S, N]
     first_gain = scores.mutual_information(probs).astype(dtype)  # BALD, [N]
 
+    row_block_size = min(_ROW_BLOCK, rows)
+    order_padding = jnp.zeros((row_block_size,), jnp.int32)
     row = jnp.arange(rows)
     row_sample = row % samples  # the MC sample of each sampled row
     rows_per_sample = jnp.bincount(row_sample, length=samples)
     sampled_weight = 1.0 / (samples * rows_per_sample[row_sample].astype(dtype))
 
     def gains(table, weight):
-        """[N]: I(y_b; w | Y) for every point b."""
+        """[N]: I(y_b; w | Y) for every point b, summed over the informative rows only."""
+        posterior = table / samples  # p(s | mu_r), rows sum to 1
+        row_entropy = -jnp.sum(xlogy(posterior, posterior), axis=1)
+        informative = (weight > 0) & (row_entropy > _RESOLUTION)
+        n_informative = jnp.sum(informative)
+        # Informative rows first, padded so that every block slice is in range.
+        order = jnp.concatenate([jnp.argsort(~informative, stable=True), order_padding])
 
-        def one_chunk(chunk, index):
-            del index
-            given = jnp.einsum("rs,bsc->rbc", table, chunk, precision=_HIGHEST) / samples
-            entropies = -jnp.sum(xlogy(given, given), axis=-1)  # H(y_b | mu_r), [M, B]
-            return jnp.dot(weight, entropies, precision=_HIGHEST)
+        def row_block(state):
+            start, joint = state
+            block = jax.lax.dynamic_slice(order, (start,), (row_block_size,))
+            block_weight = jnp.where(
+                start + jnp.arange(row_block_size) < n_informative, weight[block], 0.0
+            )
+            block_table = table[block]
 
-        joint = map_chunks(one_chunk, by_point, chunk_size=chunk_size)
-        posterior = jnp.dot(weight, table, precision=_HIGHEST) / samples  # [S]
-        return joint - jnp.dot(posterior, sample_entropies, precision=_HIGHEST)
+            def one_chunk(chunk, index):
+                del index
+                given = jnp.einsum("rs,bsc->rbc", block_table, chunk, precision=_HIGHEST)
+                given = given / samples
+                entropies = -jnp.sum(xlogy(given, given), axis=-1)  # H(y_b | mu_r), [R, B]
+                return jnp.dot(block_weight, entropies, precision=_HIGHEST)
+
+            return start + row_block_size, joint + map_chunks(
+                one_chunk, by_point, chunk_size=chunk_size
+            )
+
+        _, joint = jax.lax.while_loop(
+            lambda state: state[0] < n_informative,
+            row_block,
+            (jnp.int32(0), jnp.zeros((n,), dtype)),
+        )
+        mixture = jnp.dot(jnp.where(informative, weight, 0.0), posterior, precision=_HIGHEST)
+        return joint - jnp.dot(mixture, sample_entropies, precision=_HIGHEST)
 
     def extend(table, point_probs, source, label):
         """Row r <- configuration source[r] extended by label[r] of the new point."""
@@ -237,7 +278,9 @@ def _greedy(
         gain = jax.lax.cond(t == 0, lambda: first_gain, lambda: gains(table, weight))
         gain = jnp.where(jnp.isnan(gain), jnp.finfo(dtype).min, gain)
         any_left = jnp.any(available)
-        index = jnp.argmax(jnp.where(available, gain, -jnp.inf)).astype(jnp.int32)
+        best = jnp.max(jnp.where(available, gain, -jnp.inf))
+        tied = available & (gain >= best - _RESOLUTION)
+        index = jnp.argmax(jnp.where(tied, first_gain, -jnp.inf)).astype(jnp.int32)
         index = jnp.where(any_left, index, -1)
         safe = jnp.maximum(index, 0)
         batch_information = jnp.dot(weight, jnp.mean(xlogy(table, table), axis=1))  # I(Y; w)

@@ -41,8 +41,10 @@ def batchbald(
     MC-dropout passes (as ``bald(...).select`` with that key), the second the sampled
     configurations. Cost: S forward passes in chunks of ``batch_size`` (memory
     O(S * batch_size * C)), the probabilities [S, N, C] kept for the loop, then per pick
-    O(N * M * S * C) flops with M = ``max_configurations``, in chunks of ``chunk_size``
-    candidates (memory O(M * S + chunk_size * M * C)).
+    O(N * M' * S * C) flops for the M' <= M = ``max_configurations`` rows that still
+    carry information (none once the batch has identified the MC sample: I(Y; w) <=
+    log S; the remaining picks then follow BALD), in chunks of ``chunk_size`` candidates
+    (memory O(M * S + chunk_size * 64 * C)).
 
     Args:
         model: the :class:`jaxal.Model`; it needs dropout (or ``head``) for the S samples
