@@ -56,6 +56,7 @@ CLASSES = 10
 DROPOUT = 0.5
 LABELED = 1000
 MC_SAMPLES = 10
+QUERY_SIZE = 100  # points in the query and in the private set of smi / scg / scmi
 ATTACK_BATCH_SIZE = 512
 
 # Benchmark name -> (registry name, hyperparameters; a batch_size here overrides --batch-size).
@@ -75,6 +76,21 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "batchbald": ("batchbald", {"mc_samples": 40, "max_configurations": 1000}),
     "fass": ("fass", {}),
     "submodular": ("submodular", {"optimizer": "stochastic"}),
+    # The same over a 20,000-point sample of the points to represent (every point a candidate).
+    "submodular_sampled": ("submodular", {"optimizer": "stochastic", "represented": 20000}),
+    "glister": ("glister", {}),
+    "gradmatch": ("gradmatch", {}),
+    # SIMILAR measures with a query / private set of QUERY_SIZE points (DISTIL: LazyGreedy).
+    "smi_fl1mi": ("smi", {"function": "fl1mi"}),
+    "smi_fl2mi": ("smi", {"function": "fl2mi"}),
+    "smi_gcmi": ("smi", {"function": "gcmi"}),
+    "smi_logdetmi": ("smi", {"function": "logdetmi"}),
+    "smi_com": ("smi", {"function": "com"}),
+    "scg_flcg": ("scg", {"function": "flcg"}),
+    "scg_gccg": ("scg", {"function": "gccg"}),
+    "scg_logdetcg": ("scg", {"function": "logdetcg"}),
+    "scmi_flcmi": ("scmi", {"function": "flcmi"}),
+    "scmi_logdetcmi": ("scmi", {"function": "logdetcmi"}),
     # The attacks' own default chunk (a vmapped loop waits for its slowest point).
     "deepfool": ("deepfool", {"batch_size": ATTACK_BATCH_SIZE}),
     "bim": ("bim", {"batch_size": ATTACK_BATCH_SIZE}),
@@ -101,6 +117,11 @@ DISTIL_BUDGET_100: dict[str, dict[int, float]] = {
     "batchbald": {2000: 24.7, 10000: 122.0},
     "fass": {2000: 0.062, 10000: 0.647, 50000: 0.911},
     "submodular": {2000: 0.414, 10000: 18.3},
+    "glister": {2000: 0.721, 10000: 9.11, 50000: 44.2},
+    "smi_fl1mi": {2000: 0.239, 10000: 11.7},
+    "smi_fl2mi": {2000: 0.050, 10000: 0.156, 50000: 0.668},
+    "scg_flcg": {2000: 0.243, 10000: 7.71},
+    "scmi_flcmi": {2000: 0.356, 10000: 11.3},
     "deepfool": {2000: 2.14, 10000: 10.7, 50000: 54.8},
     "bim": {2000: 0.632, 10000: 3.34, 50000: 17.1},
 }
@@ -129,13 +150,18 @@ def mlp_head(params: dict[str, jax.Array], embedding: jax.Array) -> jax.Array:
 MODEL = jaxal.Model(apply=mlp_apply, head=mlp_head, head_dropout=DROPOUT)
 
 
-def make_pool(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_pool(
+    n: int, seed: int, draw_seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A synthetic 10-class pool: Gaussian blobs in 64 dimensions, overlapping.
 
-    Returns (x float32 [n, 64], y int32 [n], labeled int [1000] indices).
+    ``seed`` fixes the class means; ``draw_seed`` (default ``seed``) the points, so other
+    draw seeds give fresh points of the same distribution (query and private sets).
+
+    Returns (x float32 [n, 64], y int32 [n], labeled int [min(1000, n - 1)] indices).
     """
-    rng = np.random.default_rng(seed)
-    means = rng.normal(0.0, 1.0, (CLASSES, FEATURES))
+    means = np.random.default_rng(seed).normal(0.0, 1.0, (CLASSES, FEATURES))
+    rng = np.random.default_rng([seed, seed if draw_seed is None else draw_seed])
     y = rng.integers(0, CLASSES, n).astype(np.int32)
     x = (means[y] + rng.normal(0.0, 2.0, (n, FEATURES))).astype(np.float32)
     labeled = rng.choice(n, size=min(LABELED, n - 1), replace=False)
@@ -169,6 +195,18 @@ def make_params(
         "w2": jnp.asarray(solution[:-1].astype(np.float32)),
         "b2": jnp.asarray(solution[-1].astype(np.float32)),
     }
+
+
+def extra_inputs(strategy: jaxal.strategies.Strategy, seed: int) -> dict[str, jax.Array]:
+    """The query / private sets a strategy takes (``strategy.inputs``), QUERY_SIZE labeled
+    points each from the pool's distribution; validation sets are left to their default."""
+    inputs = {}
+    for draw_seed, prefix in enumerate(("query", "private"), start=seed + 1):
+        x, y, _ = make_pool(QUERY_SIZE, seed, draw_seed)
+        if f"{prefix}_x" in strategy.inputs:
+            inputs[f"{prefix}_x"] = jnp.asarray(x[:QUERY_SIZE])
+            inputs[f"{prefix}_y"] = jnp.asarray(y[:QUERY_SIZE])
+    return inputs
 
 
 def prediction_stats(params: dict[str, jax.Array], x: np.ndarray, y: np.ndarray) -> dict:
@@ -386,11 +424,19 @@ def main(argv: list[str] | None = None) -> None:
         for budget in args.budgets:
             for name in args.strategies:
                 registry_name, hparams = STRATEGIES[name]
+                if registry_name not in jaxal.strategies.REGISTRY:
+                    print(f"  {name:>20}: not in this jaxal's registry, skipped", file=sys.stderr)
+                    continue
                 strategy = jaxal.strategies.get(registry_name)(
                     MODEL, budget, **{"batch_size": args.batch_size, **hparams}
                 )
+                inputs = extra_inputs(strategy, args.seed)
+
+                def select(params, pool, inputs, key, strategy=strategy):
+                    return strategy.select(params, pool, key, **inputs)
+
                 result = time_compiled(
-                    strategy.select, (params, pool, key), True, args.warmup, args.repeats
+                    select, (params, pool, inputs, key), True, args.warmup, args.repeats
                 )
                 distil = DISTIL_BUDGET_100.get(name, {}).get(n) if budget == 100 else None
                 row = {
