@@ -43,6 +43,18 @@ CASES = {
         {"optimizer": "stochastic", "represented": 40},
     ],
     "fass": [{}, {"uncertainty": "margin", "top_n": 2, "function": "saturated_coverage"}],
+    "glister": [
+        {},
+        {"regularizer": "random", "lam": 0.3},
+        {"regularizer": "facility_location", "lam": 0.5, "gradient": "linear"},
+        {"regularizer": "diversity", "lam": 1.0, "lr": 0.1, "gradient": "bias"},
+    ],
+    "gradmatch": [
+        {},
+        {"target_scale": "pool", "gradient": "linear"},
+        {"weighted": True},
+        {"weighted": True, "omp_reg": 0.5, "gradient": "bias"},
+    ],
     "stochastic": [
         {"strategy": "entropy", "mode": "power"},
         {"strategy": "margin", "mode": "softrank", "beta": 2.0},

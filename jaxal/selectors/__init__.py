@@ -2,6 +2,12 @@
 
 from jaxal.selectors._batchbald import batchbald as batchbald
 from jaxal.selectors._batchbald import batchbald_with_scores as batchbald_with_scores
+from jaxal.selectors._glister import REGULARIZERS as GLISTER_REGULARIZERS
+from jaxal.selectors._glister import glister as glister
+from jaxal.selectors._glister import glister_with_gains as glister_with_gains
+from jaxal.selectors._gradmatch import gradmatch as gradmatch
+from jaxal.selectors._gradmatch import gradmatch_omp as gradmatch_omp
+from jaxal.selectors._gradmatch import nnls as nnls
 from jaxal.selectors._greedy import greedy_by_distance as greedy_by_distance
 from jaxal.selectors._greedy import k_center_greedy as k_center_greedy
 from jaxal.selectors._greedy import kmeans_plusplus as kmeans_plusplus
@@ -44,6 +50,11 @@ __all__ = [
     "facility_location",
     "feature_based",
     "gather",
+    "glister",
+    "GLISTER_REGULARIZERS",
+    "glister_with_gains",
+    "gradmatch",
+    "gradmatch_omp",
     "graph_cut",
     "greedy_by_distance",
     "k_center_greedy",
@@ -55,6 +66,7 @@ __all__ = [
     "METRICS",
     "min_sq_distances_to_members",
     "nearest_distinct",
+    "nnls",
     "OPTIMIZERS",
     "OuterProduct",
     "random_subset",

@@ -10,6 +10,8 @@ from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
 from jaxal.strategies.diversity import random as random
+from jaxal.strategies.optimization import glister as glister
+from jaxal.strategies.optimization import gradmatch as gradmatch
 from jaxal.strategies.submodular import fass as fass
 from jaxal.strategies.submodular import submodular as submodular
 from jaxal.strategies.uncertainty import bald as bald
@@ -31,6 +33,8 @@ __all__ = [
     "entropy",
     "fass",
     "get",
+    "glister",
+    "gradmatch",
     "kmeans",
     "least_confidence",
     "margin",

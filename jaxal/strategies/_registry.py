@@ -9,6 +9,7 @@ from jaxal.strategies import (
     adversarial,
     batch_bayesian,
     diversity,
+    optimization,
     submodular,
     uncertainty,
     wrappers,
@@ -29,6 +30,8 @@ REGISTRY: dict[str, Callable[..., Strategy]] = {
     "bim": adversarial.bim,
     "submodular": submodular.submodular,
     "fass": submodular.fass,
+    "glister": optimization.glister,
+    "gradmatch": optimization.gradmatch,
     "stochastic": wrappers.stochastic,
     "partition": wrappers.partition,
 }
