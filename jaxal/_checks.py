@@ -85,19 +85,20 @@ def finite(array: ArrayLike, name: str) -> None:
             raise ValueError(f"{name} must be finite; it holds NaN or infinity")
 
 
-def labels_in_range(labels: jax.Array, num_classes: int, name: str) -> None:
-    """Raise unless ``labels`` is an integer array with values in [0, num_classes).
+def labels_in_range(labels: ArrayLike, num_classes: int, name: str) -> None:
+    """TypeError unless ``labels`` holds integers; ValueError when concrete values fall
+    outside [0, num_classes).
 
-    The range is checked only when the values are concrete (outside jit).
+    The values are read with NumPy: a concrete array closed over by a jitted function (a
+    bound query or validation set) stays concrete that way, where a jnp op would trace it.
     """
-    if not jnp.issubdtype(jnp.asarray(labels).dtype, jnp.integer):
-        raise TypeError(f"{name} must hold integer labels, got dtype {jnp.asarray(labels).dtype}")
-    if (
-        is_concrete(labels)
-        and labels.size
-        and not (0 <= int(jnp.min(labels)) and int(jnp.max(labels)) < num_classes)
-    ):
-        raise ValueError(f"{name} must lie in [0, {num_classes}) (the model's classes)")
+    labels = jnp.asarray(labels)
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(f"{name} must hold integer labels, got dtype {labels.dtype}")
+    if is_concrete(labels) and labels.size:
+        host = np.asarray(labels)
+        if host.min() < 0 or host.max() >= num_classes:
+            raise ValueError(f"{name} must lie in [0, {num_classes}) (the model's classes)")
 
 
 def budget_fits(budget: int, candidates: jax.Array) -> None:

@@ -25,7 +25,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxal import _checks
 from jaxal._chunks import map_chunks
@@ -44,22 +43,6 @@ _UNROLL = 32
 EXACT_ROWS = 4096
 # Relative allowance for float rounding in the gain bounds (see ``glister_with_gains``).
 _SLACK = 1e-4
-
-
-def check_labels(labels: jax.Array, num_classes: int, name: str) -> None:
-    """TypeError unless ``labels`` holds integers; ValueError when concrete values fall
-    outside [0, num_classes).
-
-    The values are read with NumPy: a concrete array closed over by a jitted function (a
-    bound validation set) stays concrete that way, where a jnp op would trace it.
-    """
-    labels = jnp.asarray(labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"{name} must hold integer labels, got dtype {labels.dtype}")
-    if _checks.is_concrete(labels) and labels.size:
-        host = np.asarray(labels)
-        if host.min() < 0 or host.max() >= num_classes:
-            raise ValueError(f"{name} must lie in [0, {num_classes}) (the model's classes)")
 
 
 def greedy_count(budget: int, regularizer: str, lam: float) -> int:
@@ -210,7 +193,7 @@ def glister_with_gains(
         raise ValueError(f"validation_right must have shape ({v}, {width}), got {right.shape}")
     if labels.shape != (v,):
         raise ValueError(f"validation_labels must have shape ({v},), got {labels.shape}")
-    check_labels(labels, c, "validation_labels")
+    _checks.labels_in_range(labels, c, "validation_labels")
     if jnp.shape(candidates) != (n,):
         raise ValueError(f"candidates must have shape ({n},), got {jnp.shape(candidates)}")
     if not 1 <= budget <= n:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jaxal import _checks, selectors
 from jaxal.model import GRADIENT_EMBEDDINGS, Model, forward, gradient_embedding
 from jaxal.pool import Pool
-from jaxal.selectors._glister import REGULARIZERS, check_labels, greedy_count
+from jaxal.selectors._glister import REGULARIZERS, greedy_count
 from jaxal.selectors._gradmatch import points_sum
 from jaxal.strategies._base import (
     DEFAULT_BATCH_SIZE,
@@ -95,7 +95,7 @@ def glister(
         validation = _validation(model, params, pool, validation_x, validation_y, batch_size)
         logits, hidden = _forward(model, params, pool.x, batch_size)
         known = pool.labeled & (pool.y >= 0)
-        check_labels(
+        _checks.labels_in_range(
             jnp.where(known, pool.y, 0), logits.shape[1], "pool.y (the labeled points' labels)"
         )
         labels = jnp.where(known, pool.y, jnp.argmax(logits, axis=1)).astype(jnp.int32)
@@ -249,7 +249,7 @@ def _validation(
         return None
     x, y = checked
     classes = jax.eval_shape(lambda: model.apply(params, x[:1], None))[0].shape[-1]
-    check_labels(y, classes, "validation_y")
+    _checks.labels_in_range(y, classes, "validation_y")
     logits, hidden = _forward(model, params, x, batch_size)
     return logits, hidden, y.astype(jnp.int32)
 
