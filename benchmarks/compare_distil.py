@@ -409,6 +409,8 @@ def jaxal_job(job: dict[str, Any]) -> None:
     compile_s = time.perf_counter() - start
     picks, times = [], []
     for r, key in enumerate(keys):
+        if times and time.perf_counter() - started + 1.1 * max(times) > 0.8 * job["timeout"]:
+            break  # another call would not finish within the job's time limit
         start = time.perf_counter()
         chosen = jax.block_until_ready(compiled(params, pool, key, **inputs))
         seconds = time.perf_counter() - start
@@ -1441,6 +1443,7 @@ def main(argv: list[str] | None = None) -> None:
                     "batch_size": spec.jaxal_batch_size,
                     "compat": spec.compat,
                     "repeats": args.jaxal_repeats,
+                    "timeout": args.timeout,
                     "seed": args.seed,
                     "out": str(jaxal_out),
                     "distil_out": str(distil_out) if distil is not None else None,
