@@ -174,12 +174,17 @@ def mc_map(
     batch_size: int,
     reduce: Callable[[jax.Array], Any],
     offset: jax.Array | int = 0,
+    *,
+    consistent: bool = False,
 ) -> Any:
     """MC-dropout probabilities per chunk, reduced per point before the next chunk.
 
     Sample s of point i uses randomness derived from ``key``, s and the global index
     ``offset + i``, so results depend neither on ``batch_size`` nor on streaming the pool
-    in chunks. Without ``model.head``, each sample is a
+    in chunks. With ``consistent=True`` the point index is left out: sample s drops the
+    same units for every point, i.e. each sample is one network (BatchBALD's joint over
+    several points needs this, as its "consistent MC dropout"; still independent of
+    chunking). Without ``model.head``, each sample is a
     stochastic forward pass of ``model.apply`` (vmapped over samples and points); with it,
     one deterministic pass gives the embeddings and each sample drops embedding units with
     rate ``model.head_dropout`` (inverted dropout) before ``model.head``.
@@ -192,6 +197,7 @@ def mc_map(
         reduce: maps probabilities [S, B, C] to a pytree of per-point arrays [B, ...]
             (memory stays O(S * B * C)).
         offset: int32 scalar, the global index of ``x[0]`` (``Pool.offset``).
+        consistent: one dropout mask per sample, shared by all points.
 
     Returns:
         ``reduce``'s outputs for all points, leading axis N.
@@ -199,6 +205,8 @@ def mc_map(
     sample_keys = jax.random.split(key, mc_samples)
 
     def one_chunk(chunk, index):
+        if consistent:
+            index = jnp.zeros_like(index)
         if model.head is None:
             probs = _stochastic_passes(model, params, chunk, index, sample_keys)
         else:

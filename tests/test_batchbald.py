@@ -262,10 +262,10 @@ def test_strategy_matches_selector(head_model, params, pool, key):
     assert_valid_picks(picks, ~np.asarray(pool.labeled), 5)
 
     mc_key, sample_key = jax.random.split(key)
-    probs = mc_map(head_model, params, pool.x, mc_key, 8, 96, lambda p: p)
+    probs = mc_map(head_model, params, pool.x, mc_key, 8, 96, lambda p: p, consistent=True)
     expected = batchbald(probs, ~pool.labeled, 5, sample_key, max_configurations=64)
     np.testing.assert_array_equal(picks, np.asarray(expected))
-    # The first pick is BALD's on the same samples (bald(...).select with mc_key).
+    # The first pick is BALD's on the same samples.
     bald = np.where(pool.labeled, -np.inf, np.asarray(scores.mutual_information(probs)))
     assert picks[0] == int(np.argmax(bald))
 

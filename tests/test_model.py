@@ -17,7 +17,7 @@ from jaxal.model import (
     mc_map,
     parameter_gradients,
 )
-from tests.conftest import N_CLASSES, N_HIDDEN, N_POINTS, numpy_mlp, softmax
+from tests.conftest import N_CLASSES, N_FEATURES, N_HIDDEN, N_POINTS, numpy_mlp, softmax
 
 
 def test_forward_matches_numpy_and_chunks(model, params, mlp):
@@ -61,6 +61,41 @@ def test_mc_samples_do_not_depend_on_batch_size(which, model, head_model, params
     small = mc_map(chosen, params, mlp[2], key, 4, 5, lambda p: p.mean(0))
     large = mc_map(chosen, params, mlp[2], key, 4, 64, lambda p: p.mean(0))
     np.testing.assert_allclose(small, large, rtol=1e-6, atol=1e-7)
+
+
+def _per_sample(probs):
+    """mc_map's reduce that keeps every sample: [S, B, C] -> [B, S, C]."""
+    return jnp.swapaxes(probs, 0, 1)
+
+
+@pytest.mark.parametrize("which", ["apply", "head"])
+def test_consistent_samples_are_one_network_each(which, model, head_model, params, key):
+    """consistent=True: sample s drops the same units for every point (BatchBALD)."""
+    chosen = model if which == "apply" else head_model
+    x = jax.random.normal(jax.random.key(3), (9, N_FEATURES))
+    x = jnp.concatenate([x, jnp.repeat(x[:1], 4, axis=0)])
+    probs = {
+        batch_size: np.asarray(
+            mc_map(chosen, params, x, key, 6, batch_size, _per_sample, consistent=True)
+        ).swapaxes(0, 1)
+        for batch_size in (4, 13)
+    }
+    np.testing.assert_allclose(probs[4], probs[13], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(probs[4][:, 9:], np.repeat(probs[4][:, :1], 4, axis=1), atol=1e-7)
+    assert not np.allclose(probs[4][0], probs[4][1]), "the samples should differ"
+    per_point = np.asarray(mc_map(chosen, params, x, key, 6, 4, _per_sample)).swapaxes(0, 1)
+    assert not np.allclose(per_point[:, 9:], np.repeat(per_point[:, :1], 4, axis=1))
+    if which == "head":  # against NumPy: sample s keeps the units of point index 0's mask
+        logits, hidden = numpy_mlp(params, x)
+        layer = params["params"]["Dense_1"]
+        for s, sample_key in enumerate(jax.random.split(key, 6)):
+            seed = jax.random.bits(sample_key, (), jnp.uint32)
+            keep = np.asarray(dropout_keep_mask(seed, jnp.zeros(1, jnp.int32), N_HIDDEN, 0.5))
+            expected = softmax(
+                (hidden * keep * 2.0) @ np.asarray(layer["kernel"], np.float64)
+                + np.asarray(layer["bias"], np.float64)
+            )
+            np.testing.assert_allclose(probs[4][s], expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])

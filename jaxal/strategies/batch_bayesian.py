@@ -37,8 +37,11 @@ def batchbald(
     beyond (see :func:`jaxal.selectors.batchbald_with_scores`). Unlike DISTIL, whose exact
     mode computes nothing (section 3.1 of the reference), every step is real BatchBALD.
 
-    ``select(params, pool, key)`` splits ``key`` in two: the first half drives the
-    MC-dropout passes (as ``bald(...).select`` with that key), the second the sampled
+    The MC samples are consistent: sample s drops the same units for every point (one
+    network per sample, ``jaxal.model.mc_map(..., consistent=True)``), since the joint
+    p(y_1, ..., y_m | w) multiplies the points' probabilities under the same weights;
+    ``bald`` draws per-point masks instead. ``select(params, pool, key)`` splits ``key`` in
+    two: the first half drives the MC-dropout passes, the second the sampled
     configurations. Cost: S forward passes in chunks of ``batch_size`` (memory
     O(S * batch_size * C)), the probabilities [S, N, C] kept for the loop, then per pick
     O(N * M' * S * C) flops for the M' <= M = ``max_configurations`` rows that still
@@ -81,6 +84,7 @@ def batchbald(
             batch_size,
             lambda probs: jnp.swapaxes(probs, 0, 1),  # [B, S, C]: per point
             pool.offset,
+            consistent=True,  # sample s is one network for every point: a joint over points
         )
         _checks.finite(by_point, "MC-dropout probabilities")
         return batchbald_selector(
