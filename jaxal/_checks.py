@@ -24,14 +24,23 @@ def is_concrete(*arrays: object) -> bool:
 
 def positive_int(value: object, name: str) -> int:
     """Return ``value`` as a Python int >= 1, or raise naming ``name``."""
+    return _int_at_least(value, 1, name)
+
+
+def nonnegative_int(value: object, name: str) -> int:
+    """Return ``value`` as a Python int >= 0, or raise naming ``name``."""
+    return _int_at_least(value, 0, name)
+
+
+def _int_at_least(value: object, lowest: int, name: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got a bool")
     try:
         as_int = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{name} must be a Python int, got {type(value).__name__}") from None
-    if as_int < 1:
-        raise ValueError(f"{name} must be >= 1, got {as_int}")
+    if as_int < lowest:
+        raise ValueError(f"{name} must be >= {lowest}, got {as_int}")
     return as_int
 
 

@@ -45,10 +45,11 @@ def test_fass_is_facility_location_over_the_most_uncertain(uncertainty, model, p
         ("disparity_sum", {}),
     ],
 )
-def test_submodular_matches_numpy_greedy(function, hparams, model, params, pool, key):
+@pytest.mark.parametrize("max_dense", [16384, 0], ids=["dense", "on-the-fly"])
+def test_submodular_matches_numpy_greedy(function, hparams, max_dense, model, params, pool, key):
     budget = 5
     strategy = jaxal.strategies.submodular(
-        model, budget, function=function, optimizer="naive", **hparams
+        model, budget, function=function, optimizer="naive", max_dense=max_dense, **hparams
     )
     got = np.asarray(strategy.select(params, pool, key))
     _, hidden = numpy_mlp(params, pool.x)
@@ -113,6 +114,7 @@ def test_lazy_equals_naive_strategy(model, params, pool, key):
         ({"representation": "pixels"}, "representation"),
         ({"function": "log_determinant", "lambda_": 1.0, "represented": 10}, "represented"),
         ({"represented": 0}, "represented"),
+        ({"max_dense": -1}, "max_dense"),
     ],
 )
 def test_submodular_bad_arguments(kwargs, match, model):

@@ -41,17 +41,20 @@ def submodular(
     optimizer: str = "lazy",
     epsilon: float = 0.1,
     represented: int | None = None,
+    max_dense: int = 16384,
     batch_size: int = DEFAULT_BATCH_SIZE,
     **function_hparams: Any,
 ) -> Strategy:
     """Greedy maximization of a submodular function over the unlabeled points.
 
-    The ground set and the candidates are the unlabeled points. The similarity kernel is
-    computed on the fly (``jaxal.selectors.Similarity``): memory O(N) plus one block of
-    at most 2^22 entries, never an N x N matrix; a naive or lazy full pass costs
-    O(N^2 * F) for F features, the stochastic optimizer O(N^2 / budget * log(1/epsilon)
-    * F) per pick (see ``jaxal.selectors.submodular_greedy``). With ``represented = R``
-    the points to represent shrink to R and every N^2 above becomes N * R.
+    The ground set and the candidates are the unlabeled points. For a pool of N <=
+    ``max_dense`` points the similarity kernel is computed once and held (N^2 floats: 1 GB
+    at N = 16,384), and a naive or lazy full gain pass costs O(N^2); beyond, it is computed
+    on the fly (``jaxal.selectors.Similarity``): memory O(N) plus one block of at most
+    2^22 entries, never an N x N matrix, and a full pass costs O(N^2 * F) for F features,
+    the stochastic optimizer O(N^2 / budget * log(1/epsilon) * F) per pick (see
+    ``jaxal.selectors.submodular_greedy``). With ``represented = R`` the points to
+    represent shrink to R (always on the fly) and every N^2 above becomes N * R.
 
     Args:
         model: the :class:`jaxal.Model` (unused with ``representation="raw"``).
@@ -68,6 +71,8 @@ def submodular(
             unlabeled points instead of all of them: an unbiased estimate of the objective
             (up to the factor N / R), at R / N of the cost. Every unlabeled point stays a
             candidate. None (default): all unlabeled points.
+        max_dense: the largest pool (N, labeled points included) whose kernel is held in
+            memory; 0 computes it on the fly always. Both give the same kernel entries.
         batch_size: points per forward pass.
         function_hparams: the function's own (``lambda_`` for graph cut and
             log-determinant, ``alpha`` for saturated coverage, ``concave`` for feature
@@ -79,13 +84,17 @@ def submodular(
     make_fn = _function_factory(function, metric, optimizer, function_hparams)
     epsilon = _checks.positive_float(epsilon, "epsilon")
     represented = _checks.optional_positive_int(represented, "represented")
+    max_dense = _checks.nonnegative_int(max_dense, "max_dense")
     if represented is not None and function != "facility_location":
         raise ValueError(f"represented applies to facility_location only, not {function}")
 
     def select(params: Any, pool: Pool, key: jax.Array) -> jax.Array:
         candidates = candidates_for(pool, budget)
         points = _representation(model, params, pool.x, representation, batch_size)
-        if represented is None:
+        if represented is None and pool.size <= max_dense and function not in _KERNEL_FREE:
+            kernel = selectors.similarity_kernel(points, metric=metric)
+            fn = make_fn(kernel, candidates, symmetric=True)
+        elif represented is None:
             fn = make_fn(points, candidates, symmetric=False)
         else:
             key, sample_key = jax.random.split(key)
@@ -103,6 +112,7 @@ def submodular(
         "optimizer": optimizer,
         "epsilon": epsilon,
         "represented": represented,
+        "max_dense": max_dense,
         "batch_size": batch_size,
         **function_hparams,
     }
