@@ -43,6 +43,9 @@ CASES = {
         {"optimizer": "stochastic", "represented": 40},
     ],
     "fass": [{}, {"uncertainty": "margin", "top_n": 2, "function": "saturated_coverage"}],
+    "smi": [{}, {"function": "logdetmi", "representation": "embedding", "metric": "euclidean"}],
+    "scg": [{}, {"function": "gccg", "gradient": "bias"}],
+    "scmi": [{}, {"function": "logdetcmi", "optimizer": "stochastic"}],
     "glister": [
         {},
         {"regularizer": "random", "lam": 0.3},

@@ -12,6 +12,25 @@ from jaxal.selectors._greedy import greedy_by_distance as greedy_by_distance
 from jaxal.selectors._greedy import k_center_greedy as k_center_greedy
 from jaxal.selectors._greedy import kmeans_plusplus as kmeans_plusplus
 from jaxal.selectors._greedy import sample_by_weight as sample_by_weight
+from jaxal.selectors._information import CG_FUNCTIONS as CG_FUNCTIONS
+from jaxal.selectors._information import CMI_FUNCTIONS as CMI_FUNCTIONS
+from jaxal.selectors._information import INFORMATION_MEASURES as INFORMATION_MEASURES
+from jaxal.selectors._information import MI_FUNCTIONS as MI_FUNCTIONS
+from jaxal.selectors._information import capped_facility_location as capped_facility_location
+from jaxal.selectors._information import com as com
+from jaxal.selectors._information import conditional_gain as conditional_gain
+from jaxal.selectors._information import fl1mi as fl1mi
+from jaxal.selectors._information import fl2mi as fl2mi
+from jaxal.selectors._information import flcg as flcg
+from jaxal.selectors._information import flcmi as flcmi
+from jaxal.selectors._information import gccg as gccg
+from jaxal.selectors._information import gcmi as gcmi
+from jaxal.selectors._information import information_measure as information_measure
+from jaxal.selectors._information import logdetcg as logdetcg
+from jaxal.selectors._information import logdetcmi as logdetcmi
+from jaxal.selectors._information import logdetmi as logdetmi
+from jaxal.selectors._information import mutual_information as mutual_information
+from jaxal.selectors._information import restrict as restrict
 from jaxal.selectors._kernels import METRICS as METRICS
 from jaxal.selectors._kernels import Similarity as Similarity
 from jaxal.selectors._kernels import similarity_kernel as similarity_kernel
@@ -44,12 +63,23 @@ from jaxal.selectors._top_k import top_k as top_k
 __all__ = [
     "batchbald",
     "batchbald_with_scores",
+    "capped_facility_location",
+    "CG_FUNCTIONS",
+    "CMI_FUNCTIONS",
+    "com",
     "CONCAVE_FUNCTIONS",
+    "conditional_gain",
     "disparity_min",
     "disparity_sum",
     "facility_location",
     "feature_based",
+    "fl1mi",
+    "fl2mi",
+    "flcg",
+    "flcmi",
     "gather",
+    "gccg",
+    "gcmi",
     "glister",
     "GLISTER_REGULARIZERS",
     "glister_with_gains",
@@ -57,19 +87,27 @@ __all__ = [
     "gradmatch_omp",
     "graph_cut",
     "greedy_by_distance",
+    "information_measure",
+    "INFORMATION_MEASURES",
     "k_center_greedy",
     "kmeans",
     "kmeans_plusplus",
     "lloyd",
     "log_determinant",
     "log_weights",
+    "logdetcg",
+    "logdetcmi",
+    "logdetmi",
     "METRICS",
+    "MI_FUNCTIONS",
     "min_sq_distances_to_members",
+    "mutual_information",
     "nearest_distinct",
     "nnls",
     "OPTIMIZERS",
     "OuterProduct",
     "random_subset",
+    "restrict",
     "sample_by_weight",
     "saturated_coverage",
     "Similarity",

@@ -9,9 +9,10 @@ Two metrics, with F the number of features (D for a plain [N, D] array, C * D fo
 
 A square kernel (one point set) has an exact diagonal: 1 for a nonzero point, 0 for a
 zero point under ``"cosine"`` (submodlib's all-pairs kernel, DISTIL's K2), and 1 under
-``"euclidean"``. DISTIL's K1 forces the cosine diagonal to 1 even for a zero point, and its
-SMI / SCG / SCMI kernels (K3) are then mapped by K <- (K + 1) / 2; both are one line on top
-of these kernels and belong to the strategies.
+``"euclidean"``. DISTIL's K1 forces the cosine diagonal to 1 even for a zero point (one line
+on top of these kernels, in the strategies). Its SMI / SCG / SCMI kernels (K3) are mapped by
+K <- (K + 1) / 2 and scaled per block (query columns by eta, private ones by nu): a
+:class:`Similarity` does both on the fly (``shift``, ``block_scales``).
 
 A kernel is either a dense array [M, N] (``similarity_kernel``), or a :class:`Similarity`,
 which keeps only the points and computes the entries it needs, ``chunk_size`` rows at a
@@ -42,15 +43,22 @@ _BLOCK_ENTRIES = 1 << 22
 
 @functools.partial(
     jax.tree_util.register_dataclass,
-    data_fields=("rows", "cols"),
-    meta_fields=("metric", "chunk_size"),
+    data_fields=("rows", "cols", "row_blocks", "col_blocks"),
+    meta_fields=("metric", "chunk_size", "shift", "block_scales"),
 )
 @dataclasses.dataclass(frozen=True)
 class Similarity:
     """The kernel K[i, j] = sim(rows[i], cols[j]), computed on demand, never stored.
 
-    A pytree (the points are leaves; ``metric`` and ``chunk_size`` are static), so it can
-    be passed through ``jax.jit``.
+    A pytree (the points and block ids are leaves; ``metric``, ``chunk_size``, ``shift``
+    and ``block_scales`` are static), so it can be passed through ``jax.jit``.
+
+    With ``shift`` and ``block_scales`` the entry is
+
+        K[i, j] = block_scales[row_blocks[i]][col_blocks[j]] * (sim(rows[i], cols[j]) + 1) / 2
+
+    (DISTIL's K3 kernels of the SIMILAR measures: the pool, query and private points in
+    one kernel, each block scaled by its own factor). Without them it is sim(...) itself.
 
     Attributes:
         rows: M points, a float [M, D] array or an ``OuterProduct``.
@@ -60,12 +68,28 @@ class Similarity:
         chunk_size: at most this many rows per block when a function reduces over the
             rows for R columns, and at most 2^22 / R (a 16 MB block): such a pass holds one
             [R, rows] block at a time and costs O(M * R * F).
+        shift: map every entry (diagonal included) by K <- (K + 1) / 2.
+        row_blocks: int [M], the block of every row (default all 0); a square kernel uses
+            it for the columns too.
+        col_blocks: int [N], the block of every column (default all 0); None for a square
+            kernel.
+        block_scales: None, or a [row blocks][column blocks] table of factors (Python
+            floats; symmetric for a square kernel) applied after the shift.
     """
 
     rows: Points
     cols: Points | None = None
     metric: str = "cosine"
     chunk_size: int = 1024
+    shift: bool = False
+    row_blocks: jax.Array | None = None
+    col_blocks: jax.Array | None = None
+    block_scales: tuple[tuple[float, ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.block_scales is not None:  # hashable: it is static
+            table = tuple(tuple(float(v) for v in row) for row in self.block_scales)
+            object.__setattr__(self, "block_scales", table)
 
     @property
     def square(self) -> bool:
@@ -113,9 +137,43 @@ def similarity_kernel(
 
     def one_chunk(*leaves_and_index):
         chunk = _points._rebuild(sim.rows, leaves_and_index[:-1])
-        return _block(sim, chunk, leaves_and_index[-1], cols, col_index)
+        return _block(sim, chunk, leaves_and_index[-1], cols, col_index, a_is_cols=False)
 
     return map_chunks(one_chunk, *_points._leaves(sim.rows), chunk_size=chunk_size)
+
+
+def dense_kernel(sim: Similarity) -> jax.Array:
+    """Every entry of a :class:`Similarity` (shift and block scales included), stored.
+
+    The [M, N] result is filled ``chunk_size`` rows at a time, in place (a
+    ``dynamic_update_slice`` per block in a ``fori_loop``; the last block overlaps the
+    one before when ``chunk_size`` does not divide M): peak memory is the result plus one
+    [chunk_size, N] block, never a second copy. Work O(M * N * F). (Filling only the
+    upper triangle of a square kernel and mirroring it halves the arithmetic but was
+    slower here: the transposed writes cost more than the saved products.)
+
+    Returns:
+        float32 [M, N].
+    """
+    prepared = prepare_kernel(sim, "kernel")
+    assert isinstance(prepared, Similarity)
+    sim = prepared
+    m, n = sim.shape
+    cols = sim.rows if sim.cols is None else sim.cols
+    col_index = jnp.arange(n, dtype=jnp.int32)
+    rows = _points._leaves(sim.rows)
+    b = min(sim.chunk_size, m)
+
+    def fill(i, out):
+        start = jnp.minimum(i * b, m - b)
+        chunk = tuple(jax.lax.dynamic_slice_in_dim(leaf, start, b) for leaf in rows)
+        index = start + jnp.arange(b, dtype=jnp.int32)
+        block = _block(
+            sim, _points._rebuild(sim.rows, chunk), index, cols, col_index, a_is_cols=False
+        )
+        return jax.lax.dynamic_update_slice(out, block, (start, 0))
+
+    return jax.lax.fori_loop(0, -(-m // b), fill, jnp.zeros((m, n), jnp.float32))
 
 
 class DenseColumns(NamedTuple):
@@ -155,6 +213,7 @@ def prepare_kernel(
                     f"{_n_features(kernel.rows)} and {_n_features(kernel.cols)}"
                 )
         m, n = kernel.shape
+        _check_blocks(kernel, name)
         prepared: PreparedKernel = kernel
     else:
         kernel = jnp.asarray(kernel)
@@ -197,7 +256,7 @@ def column(kernel: PreparedKernel, index: jax.Array) -> jax.Array:
     cols = kernel.rows if kernel.cols is None else kernel.cols
     one = jnp.reshape(index, (1,)).astype(jnp.int32)
     row_index = jnp.arange(kernel.shape[0], dtype=jnp.int32)
-    return _block(kernel, _points.gather(cols, one), one, kernel.rows, row_index)[0]
+    return _block(kernel, _points.gather(cols, one), one, kernel.rows, row_index, a_is_cols=True)[0]
 
 
 def diagonal(kernel: PreparedKernel) -> jax.Array:
@@ -205,8 +264,15 @@ def diagonal(kernel: PreparedKernel) -> jax.Array:
     if isinstance(kernel, DenseColumns):
         return jnp.diagonal(kernel.by_column)
     if kernel.metric == "cosine":
-        return (_points.sq_norms(kernel.rows) > 0).astype(jnp.float32)
-    return jnp.ones(kernel.shape[0], jnp.float32)
+        values = (_points.sq_norms(kernel.rows) > 0).astype(jnp.float32)
+    else:
+        values = jnp.ones(kernel.shape[0], jnp.float32)
+    if kernel.shift:
+        values = 0.5 * (values + 1.0)
+    if kernel.block_scales is not None:
+        blocks = _blocks(kernel.row_blocks, kernel.shape[0])
+        values = values * jnp.diagonal(jnp.asarray(kernel.block_scales, jnp.float32))[blocks]
+    return values
 
 
 def reduce_columns(
@@ -220,10 +286,10 @@ def reduce_columns(
     ``fn(block [R, B], *arrays [B, ...]) -> [R]`` reduces B rows of the R columns
     (block[r, b] = K[row b, columns[r]]: one column per row of the block), with the
     matching rows of the per-row arrays; the results of all row blocks are added. A dense
-    kernel is one block (R contiguous rows of its column layout); a :class:`Similarity`
-    is computed ``chunk_size`` rows at a time (fewer when R is large: at most 2^22
-    entries per block) in a ``lax.scan``: memory O(min(chunk_size * R, 2^22)), work
-    O(M * R * F).
+    kernel is one block for all columns, else one column (a contiguous row of its column
+    layout) at a time; a :class:`Similarity` is computed ``chunk_size`` rows at a time
+    (fewer when R is large: at most 2^22 entries per block) in a ``lax.scan``: memory
+    O(min(chunk_size * R, 2^22)), work O(M * R * F).
 
     Args:
         kernel: a prepared kernel (``prepare_kernel``).
@@ -235,8 +301,14 @@ def reduce_columns(
         float32 [R] (R = N when ``columns`` is None).
     """
     if isinstance(kernel, DenseColumns):
-        block = kernel.by_column if columns is None else kernel.by_column[columns]
-        return fn(block, *row_arrays)
+        if columns is None:
+            return fn(kernel.by_column, *row_arrays)
+        # One column at a time (a dynamic slice of a contiguous row): a gather of R rows
+        # is several times slower on the CPU.
+        return jax.lax.map(
+            lambda j: fn(jax.lax.dynamic_index_in_dim(kernel.by_column, j), *row_arrays)[0],
+            columns,
+        )
     m, n = kernel.shape
     cols = kernel.rows if kernel.cols is None else kernel.cols
     if columns is None:
@@ -250,7 +322,7 @@ def reduce_columns(
 
     def one_block(*chunk):
         rows = _points._rebuild(kernel.rows, chunk[:split])
-        block = _block(kernel, cols, col_index, rows, chunk[split])
+        block = _block(kernel, cols, col_index, rows, chunk[split], a_is_cols=True)
         return fn(block, *chunk[split + 1 :])
 
     b = max(1, min(kernel.chunk_size, m, _BLOCK_ENTRIES // col_index.shape[0]))
@@ -272,12 +344,20 @@ def reduce_columns(
 
 
 def _block(
-    sim: Similarity, a: Points, a_index: jax.Array, b: Points, b_index: jax.Array
+    sim: Similarity,
+    a: Points,
+    a_index: jax.Array,
+    b: Points,
+    b_index: jax.Array,
+    *,
+    a_is_cols: bool,
 ) -> jax.Array:
-    """float32 [A, B]: sim(a_i, b_j), with the exact diagonal where a square kernel has one.
+    """float32 [A, B]: the kernel between a_i and b_j, exact diagonal, shift and scales.
 
-    ``a_index`` and ``b_index`` are the positions of the points in the kernel, which are
-    compared only for a square kernel (where both sides index the same points).
+    ``a_index`` and ``b_index`` are the positions of the points in the kernel: on the
+    column side for ``a`` and the row side for ``b`` when ``a_is_cols``, the other way
+    round otherwise. They are compared for a square kernel's diagonal and give the blocks
+    of the block scales.
     """
     if sim.metric == "cosine":  # normalize the points, not the [A, B] entries
         values = _points.inner_products(_unit(a), _unit(b)).astype(jnp.float32)
@@ -291,7 +371,84 @@ def _block(
         diagonal_value = jnp.ones((), jnp.float32)
     if sim.square:
         values = jnp.where(a_index[:, None] == b_index[None, :], diagonal_value, values)
+    if sim.shift:
+        values = 0.5 * (values + 1.0)
+    if sim.block_scales is not None:
+        values = values * _block_scale(sim, a_index, b_index, a_is_cols)
     return values
+
+
+def _block_scale(
+    sim: Similarity, a_index: jax.Array, b_index: jax.Array, a_is_cols: bool
+) -> jax.Array:
+    """float32 [A, B] (or broadcastable): block_scales[block of a_i, block of b_j].
+
+    A side without block ids is block 0 (one table row or column, broadcast); otherwise
+    the table lookup is a [A, blocks] gather times a one-hot [blocks, B]: no per-entry
+    gather.
+    """
+    assert sim.block_scales is not None
+    table = jnp.asarray(sim.block_scales, jnp.float32)  # [row blocks, col blocks]
+    row_blocks = sim.row_blocks
+    col_blocks = sim.row_blocks if sim.square else sim.col_blocks
+    if a_is_cols:  # orient the table as [blocks of a, blocks of b]
+        table, a_blocks, b_blocks = table.T, col_blocks, row_blocks
+    else:
+        a_blocks, b_blocks = row_blocks, col_blocks
+    if a_blocks is None and b_blocks is None:
+        return table[0, 0]
+    if a_blocks is None:
+        return table[0][jnp.asarray(b_blocks)[b_index]][None, :]
+    per_a = table[jnp.asarray(a_blocks)[a_index]]  # [A, blocks of b]
+    if b_blocks is None:
+        return per_a[:, :1]
+    one_hot = jax.nn.one_hot(jnp.asarray(b_blocks)[b_index], table.shape[1], dtype=jnp.float32)
+    return per_a @ one_hot.T
+
+
+def _blocks(blocks: jax.Array | None, size: int) -> jax.Array:
+    """int32 [size]: the block ids, or all 0 when there are none."""
+    if blocks is None:
+        return jnp.zeros((size,), jnp.int32)
+    return jnp.asarray(blocks).astype(jnp.int32)
+
+
+def _check_blocks(sim: Similarity, name: str) -> None:
+    """Validate the shift, block ids and block scales of a Similarity (ValueError)."""
+    if not isinstance(sim.shift, bool):
+        raise TypeError(f"{name}.shift must be a bool, got {type(sim.shift).__name__}")
+    m, n = sim.shape
+    if sim.block_scales is None:
+        if sim.row_blocks is not None or sim.col_blocks is not None:
+            raise ValueError(f"{name}: row_blocks / col_blocks need block_scales")
+        return
+    table = np.asarray(sim.block_scales, np.float64)
+    if table.ndim != 2 or table.size == 0:
+        raise ValueError(f"{name}.block_scales must be a non-empty table, got {sim.block_scales}")
+    if not np.all(np.isfinite(table)):
+        raise ValueError(f"{name}.block_scales must be finite")
+    if sim.square:
+        if sim.col_blocks is not None:
+            raise ValueError(f"{name}: a square kernel takes row_blocks only (no col_blocks)")
+        if table.shape[0] != table.shape[1] or not np.array_equal(table, table.T):
+            raise ValueError(f"{name}.block_scales of a square kernel must be symmetric")
+    for blocks, size, count, side in (
+        (sim.row_blocks, m, table.shape[0], "row_blocks"),
+        (sim.col_blocks, n, table.shape[1], "col_blocks"),
+    ):
+        if blocks is None:
+            continue
+        if jnp.shape(blocks) != (size,) or not jnp.issubdtype(jnp.result_type(blocks), jnp.integer):
+            raise ValueError(
+                f"{name}.{side} must be int [{size}], got {jnp.result_type(blocks)} "
+                f"{jnp.shape(blocks)}"
+            )
+        if sim.square and side == "row_blocks":
+            count = table.shape[0]
+        if _checks.is_concrete(blocks) and size:
+            host = np.asarray(blocks)
+            if host.min() < 0 or host.max() >= count:
+                raise ValueError(f"{name}.{side} must lie in [0, {count}) (the table's size)")
 
 
 def _unit(points: Points) -> Points:

@@ -10,6 +10,9 @@ from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
 from jaxal.strategies.diversity import random as random
+from jaxal.strategies.information import scg as scg
+from jaxal.strategies.information import scmi as scmi
+from jaxal.strategies.information import smi as smi
 from jaxal.strategies.optimization import glister as glister
 from jaxal.strategies.optimization import gradmatch as gradmatch
 from jaxal.strategies.submodular import fass as fass
@@ -40,6 +43,9 @@ __all__ = [
     "margin",
     "partition",
     "random",
+    "scg",
+    "scmi",
+    "smi",
     "stochastic",
     "submodular",
 ]
