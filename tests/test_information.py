@@ -473,6 +473,20 @@ def test_inputs_are_traced_arguments(model, params, pool, key):
     assert np.asarray(new_pool.labeled)[np.asarray(second)].all()
 
 
+def test_convenience_select_forwards_the_inputs(model, params, pool, key):
+    strategy = jaxal.strategies.scg(model, 2, function="gccg")
+
+    @jax.jit
+    def via_name(params, pool, key, private_x, private_y):
+        inputs = {"private_x": private_x, "private_y": private_y}
+        return jaxal.select("scg", model, params, pool, key, 2, function="gccg", inputs=inputs)
+
+    direct = jax.jit(strategy.select)(params, pool, key, private_x=PRIVATE[0], private_y=PRIVATE[1])
+    np.testing.assert_array_equal(
+        np.asarray(via_name(params, pool, key, *PRIVATE)), np.asarray(direct)
+    )
+
+
 def test_strategy_errors(model, params, pool, key):
     smi = jaxal.strategies.smi(model, 3)
     with pytest.raises(TypeError, match="query_x"):
