@@ -47,9 +47,10 @@ def submodular(
 ) -> Strategy:
     """Greedy maximization of a submodular function over the unlabeled points.
 
-    The ground set and the candidates are the unlabeled points. For a pool of N <=
-    ``max_dense`` points the similarity kernel is computed once and held (N^2 floats: 1 GB
-    at N = 16,384), and a naive or lazy full gain pass costs O(N^2); beyond, it is computed
+    The ground set and the candidates are the unlabeled points. With the naive or lazy
+    optimizer and a pool of N <= ``max_dense`` points the similarity kernel is computed
+    once and held (N^2 floats: 1 GB at N = 16,384), and a full gain pass costs O(N^2);
+    with the stochastic optimizer or beyond ``max_dense``, it is computed
     on the fly (``jaxal.selectors.Similarity``): memory O(N) plus one block of at most
     2^22 entries, never an N x N matrix, and a full pass costs O(N^2 * F) for F features,
     the stochastic optimizer O(N^2 / budget * log(1/epsilon) * F) per pick (see
@@ -71,8 +72,9 @@ def submodular(
             unlabeled points instead of all of them: an unbiased estimate of the objective
             (up to the factor N / R), at R / N of the cost. Every unlabeled point stays a
             candidate. None (default): all unlabeled points.
-        max_dense: the largest pool (N, labeled points included) whose kernel is held in
-            memory; 0 computes it on the fly always. Both give the same kernel entries.
+        max_dense: the largest pool (N, labeled points included) whose kernel the naive
+            and lazy optimizers hold in memory; 0 computes it on the fly always. Both give
+            the same kernel entries.
         batch_size: points per forward pass.
         function_hparams: the function's own (``lambda_`` for graph cut and
             log-determinant, ``alpha`` for saturated coverage, ``concave`` for feature
@@ -85,13 +87,16 @@ def submodular(
     epsilon = _checks.positive_float(epsilon, "epsilon")
     represented = _checks.optional_positive_int(represented, "represented")
     max_dense = _checks.nonnegative_int(max_dense, "max_dense")
+    # Stochastic greedy reads ~N log(1/epsilon) / budget columns per pick: computing them
+    # on the fly beats building (and reading back) a held kernel.
+    on_the_fly = function in _KERNEL_FREE or optimizer == "stochastic"
     if represented is not None and function != "facility_location":
         raise ValueError(f"represented applies to facility_location only, not {function}")
 
     def select(params: Any, pool: Pool, key: jax.Array) -> jax.Array:
         candidates = candidates_for(pool, budget)
         points = _representation(model, params, pool.x, representation, batch_size)
-        if represented is None and pool.size <= max_dense and function not in _KERNEL_FREE:
+        if represented is None and pool.size <= max_dense and not on_the_fly:
             kernel = selectors.similarity_kernel(points, metric=metric)
             fn = make_fn(kernel, candidates, symmetric=True)
         elif represented is None:
