@@ -443,9 +443,7 @@ def logdetmi(
     eta, lambda_ = _non_negative(eta, "eta"), _positive(lambda_, "lambda_")
     sets = _concat(pool, ("query", query))
     table = ((1.0, eta), (eta, 1.0))
-    kernel = _square_kernel(sets.points, sets.blocks, table, metric, chunk_size)
-    fn = log_determinant(kernel, lambda_=lambda_)
-    insert = log_determinant_insert(kernel, lambda_)
+    fn, insert = _log_determinant_over(sets, table, metric, chunk_size, lambda_)
     fn = mutual_information(fn, sets.indices(1), insert=insert)
     hparams = {"eta": eta, "lambda_": lambda_, "metric": metric}
     return _named(restrict(fn, sets.sizes[0]), "logdetmi", **hparams)
@@ -545,9 +543,7 @@ def logdetcg(
     nu, lambda_ = _non_negative(nu, "nu"), _positive(lambda_, "lambda_")
     sets = _concat(pool, ("private", private))
     table = ((1.0, nu), (nu, 1.0))
-    kernel = _square_kernel(sets.points, sets.blocks, table, metric, chunk_size)
-    fn = log_determinant(kernel, lambda_=lambda_)
-    insert = log_determinant_insert(kernel, lambda_)
+    fn, insert = _log_determinant_over(sets, table, metric, chunk_size, lambda_)
     fn = conditional_gain(fn, sets.indices(1), insert=insert)
     hparams = {"nu": nu, "lambda_": lambda_, "metric": metric}
     return _named(restrict(fn, sets.sizes[0]), "logdetcg", **hparams)
@@ -619,9 +615,7 @@ def logdetcmi(
     lambda_ = _positive(lambda_, "lambda_")
     sets = _concat(pool, ("query", query), ("private", private))
     table = ((1.0, eta, nu), (eta, 1.0, 1.0), (nu, 1.0, 1.0))
-    kernel = _square_kernel(sets.points, sets.blocks, table, metric, chunk_size)
-    fn = log_determinant(kernel, lambda_=lambda_)
-    insert = log_determinant_insert(kernel, lambda_)
+    fn, insert = _log_determinant_over(sets, table, metric, chunk_size, lambda_)
     fn = conditional_gain(fn, sets.indices(2), insert=insert)
     fn = mutual_information(fn, sets.indices(1), insert=insert)
     hparams = {"eta": eta, "nu": nu, "lambda_": lambda_, "metric": metric}
@@ -726,6 +720,13 @@ def _pool_kernel(pool: Points, metric: str, chunk_size: int, dense: bool | None)
     if dense is None:
         dense = n * n <= DENSE_ENTRIES
     return _kernels.dense_kernel(sim) if dense else sim
+
+
+def _log_determinant_over(sets, table, metric, chunk_size, lambda_) -> tuple[SubmodularFn, Insert]:
+    """log det(K_S + lambda I) over V + Q + P (the block-scaled square K3 kernel), and the
+    bulk insert of its state that conditions on a whole set at once."""
+    kernel = _square_kernel(sets.points, sets.blocks, table, metric, chunk_size)
+    return log_determinant(kernel, lambda_=lambda_), log_determinant_insert(kernel, lambda_)
 
 
 def _square_kernel(points, blocks, table, metric, chunk_size) -> Similarity:
