@@ -156,6 +156,30 @@ def naive_greedy(
     return picks, gains
 
 
+def stochastic_greedy(
+    f: SetFn, candidates: np.ndarray, budget: int, draw: Callable[[int, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Stochastic greedy on given draws: step t evaluates ``draw(t, available)`` (indices),
+    keeps its available elements and picks the largest gain, ties to the lowest index.
+
+    Returns picks int [budget], -1 once no candidate is left.
+    """
+    available = np.asarray(candidates, bool).copy()
+    picks = np.full(budget, -1)
+    chosen: list[int] = []
+    for t in range(budget):
+        sample = sorted(int(e) for e in draw(t, available) if available[e])
+        if not sample:
+            break
+        base = f(chosen)
+        gains = [f([*chosen, e]) - base for e in sample]
+        index = sample[int(np.argmax(gains))]  # first maximum: the lowest index
+        picks[t] = index
+        chosen.append(index)
+        available[index] = False
+    return picks
+
+
 def greedy_margins(f: SetFn, n: int, picks: Sequence[int], candidates: np.ndarray) -> np.ndarray:
     """Per step of a given pick sequence: (best gain) - (gain of the runner-up).
 

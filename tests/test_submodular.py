@@ -112,7 +112,7 @@ def gains_after(data, ground, members, count, indices, *, name, hparams, metric,
     return fn.gains(state), fn.gains_at(state, indices)
 
 
-GREEDY_STATIC = (*STATIC, "budget", "optimizer", "lazy_batch", "sample_size")
+GREEDY_STATIC = (*STATIC, "budget", "optimizer", "lazy_batch", "sample_size", "sample_chunk")
 
 
 @functools.partial(jax.jit, static_argnames=GREEDY_STATIC)
@@ -130,6 +130,7 @@ def greedy(
     optimizer="naive",
     lazy_batch=3,
     sample_size=None,
+    sample_chunk=None,
 ):
     fn = build(name, data, ground, hparams, metric, on_the_fly)
     return submodular_greedy(
@@ -140,6 +141,7 @@ def greedy(
         optimizer=optimizer,
         lazy_batch=lazy_batch,
         sample_size=sample_size,
+        sample_chunk=sample_chunk,
         return_gains=True,
     )
 
@@ -507,6 +509,73 @@ def test_stochastic_greedy(name):
     assert len(draws) > 1
 
 
+def _jaxal_draws(key: int, size: int):
+    """jaxal's stochastic sample at step t: the ``size`` available elements with the
+    largest uniforms of fold_in(key, t)."""
+
+    def draw(t, available):
+        uniforms = np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.key(key), t), (N,)))
+        return np.argsort(-np.where(available, uniforms, -1.0), kind="stable")[:size]
+
+    return draw
+
+
+@pytest.mark.parametrize("name", ["facility_location", "saturated_coverage", "log_determinant"])
+def test_stochastic_lazy_sample_matches_numpy(name):
+    # The lazily evaluated sample picks, pick for pick, what a float64 stochastic greedy
+    # picks on the same draws, for any slice size (1: one element at a time).
+    hparams = FUNCTIONS[name][0]
+    for seed in range(3):
+        data, data64 = instance(seed + 40, name)
+        candidates = candidate_mask(seed)
+        want = ref.stochastic_greedy(
+            reference_fn(name, data64), candidates, BUDGET, _jaxal_draws(seed, 7)
+        )
+        for chunk in (1, 3, 7):
+            picks, _ = run(
+                name,
+                data,
+                candidates,
+                key=seed,
+                optimizer="stochastic",
+                sample_size=7,
+                sample_chunk=chunk,
+            )
+            np.testing.assert_array_equal(picks, want, err_msg=f"{name} {hparams} chunk {chunk}")
+
+
+def test_stochastic_lazy_sample_evaluates_fewer_gains():
+    x = jnp.asarray(points(7, 200, 3, clusters=5))
+    base = SUBMODULAR_FUNCTIONS["facility_location"](similarity_kernel(x), symmetric=True)
+
+    def counting(fn, counts):
+        def gains_at(state, indices):
+            jax.debug.callback(lambda: counts.append(indices.shape[0]))  # noqa: B023
+            return fn.gains_at(state, indices)
+
+        return fn._replace(gains_at=gains_at)
+
+    def select(fn):
+        return submodular_greedy(
+            fn,
+            jnp.ones(200, bool),
+            20,
+            jax.random.key(3),
+            optimizer="stochastic",
+            sample_size=60,
+            sample_chunk=10,
+        )
+
+    lazy_counts: list[int] = []
+    every_counts: list[int] = []
+    lazy = select(counting(base, lazy_counts))
+    # Declared not submodular, the same function has no bounds: every slice is evaluated.
+    every = select(counting(base._replace(submodular=False), every_counts))
+    np.testing.assert_array_equal(np.asarray(lazy), np.asarray(every))
+    assert sum(every_counts) == 20 * 60
+    assert sum(lazy_counts) < 0.8 * sum(every_counts), (sum(lazy_counts), sum(every_counts))
+
+
 def test_stochastic_default_sample_size():
     # ceil(N / budget * ln(1 / epsilon)) = ceil(12 / 5 * ln 10) = 6 of 12 elements per step:
     # observed through a function that records how many indices gains_at receives.
@@ -518,13 +587,15 @@ def test_stochastic_default_sample_size():
         return base.gains_at(state, indices)
 
     fn = base._replace(gains_at=gains_at)
-    submodular_greedy(fn, jnp.ones(N, bool), BUDGET, jax.random.key(0), optimizer="stochastic")
+    options = {"optimizer": "stochastic", "sample_chunk": N}  # the whole sample at once
+    submodular_greedy(fn, jnp.ones(N, bool), BUDGET, jax.random.key(0), **options)
     assert set(sizes) == {math.ceil(N / BUDGET * math.log(10))}
     sizes.clear()
-    submodular_greedy(
-        fn, jnp.ones(N, bool), BUDGET, jax.random.key(0), optimizer="stochastic", epsilon=0.5
-    )
+    submodular_greedy(fn, jnp.ones(N, bool), BUDGET, jax.random.key(0), epsilon=0.5, **options)
     assert set(sizes) == {math.ceil(N / BUDGET * math.log(2))}
+    sizes.clear()
+    submodular_greedy(fn, jnp.ones(N, bool), BUDGET, jax.random.key(0), optimizer="stochastic")
+    assert set(sizes) == {math.ceil(math.ceil(N / BUDGET * math.log(10)) / 2)}  # half
 
 
 # --------------------------------------------------------------------------------------

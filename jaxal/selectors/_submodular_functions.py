@@ -43,7 +43,7 @@ CONCAVE_FUNCTIONS = ("sqrt", "log", "inverse")
 
 
 class FacilityLocationState(NamedTuple):
-    """best: float32 [M], max(0, max_{j in S} K_ij) per row."""
+    """best: float32 [M], max(0, max_{j in S} K_ij) per row of V; +inf outside V."""
 
     best: jax.Array
 
@@ -55,7 +55,8 @@ class ModularState(NamedTuple):
 
 
 class SaturatedCoverageState(NamedTuple):
-    """cover: float32 [M], sum_{j in S} K_ij; cap: float32 [M], alpha sum_{j in V} K_ij."""
+    """cover: float32 [M], sum_{j in S} K_ij (+inf outside V); cap: float32 [M],
+    alpha sum_{j in V} K_ij."""
 
     cover: jax.Array
     cap: jax.Array
@@ -124,17 +125,14 @@ def facility_location(
     """
     prepared = _kernels.prepare_kernel(kernel, symmetric=symmetric)
     m, n = _kernels.kernel_shape(prepared)
-    weights = _ground_weights(ground, m, "ground")
-
-    def block_gains(block, weights, best):
-        return jnp.sum(weights[None, :] * jnp.maximum(block - best[None, :], 0.0), axis=1)
+    outside = _outside_ground(ground, m, "ground")
 
     def init(capacity):
         del capacity
-        return FacilityLocationState(jnp.zeros((m,), jnp.float32))
+        return FacilityLocationState(outside)
 
     def gains_at(state, indices):
-        return _kernels.reduce_columns(prepared, block_gains, (weights, state.best), indices)
+        return _kernels.reduce_columns(prepared, _gains_over_memo, (state.best,), indices)
 
     def update(state, index):
         return FacilityLocationState(jnp.maximum(state.best, _kernels.column(prepared, index)))
@@ -144,7 +142,7 @@ def facility_location(
         n,
         {"symmetric": symmetric},
         init,
-        lambda state: _kernels.reduce_columns(prepared, block_gains, (weights, state.best)),
+        lambda state: gains_at(state, None),
         gains_at,
         update,
     )
@@ -207,18 +205,17 @@ def saturated_coverage(
     alpha = _positive(alpha, "alpha")
     weights = _ground_weights(ground, n, "ground")
 
-    def block_gains(block, weights, cover, cap):
+    def block_gains(block, cover, cap):
         cover, cap = cover[None, :], cap[None, :]
-        gained = jnp.minimum(cap, cover + block) - jnp.minimum(cap, cover)
-        return jnp.sum(weights[None, :] * gained, axis=1)
+        return jnp.sum(jnp.minimum(cap, cover + block) - jnp.minimum(cap, cover), axis=1)
 
     def init(capacity):
         del capacity
         cap = alpha * _kernels.reduce_columns(prepared, _weighted_sum, (weights,))
-        return SaturatedCoverageState(jnp.zeros((n,), jnp.float32), cap)
+        return SaturatedCoverageState(_outside_ground(ground, n, "ground"), cap)
 
     def gains_at(state, indices):
-        rows = (weights, state.cover, state.cap)
+        rows = (state.cover, state.cap)
         return _kernels.reduce_columns(prepared, block_gains, rows, indices)
 
     def update(state, index):
@@ -483,6 +480,20 @@ def _modular_fn(name, n, hparams, init, update, submodular=True) -> SubmodularFn
 
 def _weighted_sum(block: jax.Array, weights: jax.Array) -> jax.Array:
     return block @ weights
+
+
+def _gains_over_memo(block: jax.Array, memo: jax.Array) -> jax.Array:
+    """Facility-location gains of a block [R, B]: sum_b max(0, block[r, b] - memo[b]).
+
+    Rows outside the ground set carry memo +inf, so they add 0: a mask multiplied into
+    the sum instead makes XLA's CPU reduction about 10 times slower.
+    """
+    return jnp.sum(jnp.maximum(block - memo[None, :], 0.0), axis=1)
+
+
+def _outside_ground(ground: jax.Array | None, size: int, name: str) -> jax.Array:
+    """float32 [size]: 0 on the ground set, +inf outside (a memo that never gains)."""
+    return jnp.where(_ground_weights(ground, size, name) > 0, 0.0, jnp.inf)
 
 
 def _ground_weights(ground: jax.Array | None, size: int, name: str) -> jax.Array:
