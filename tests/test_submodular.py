@@ -213,6 +213,23 @@ def test_kernels_match_numpy(metric):
         np.testing.assert_allclose(np.asarray(rect), ref.kernel(x, y, metric), atol=2e-6)
 
 
+def test_gathered_columns_in_groups_match_numpy():
+    rng = np.random.default_rng(5)
+    by_column = rng.normal(size=(30, 8)).astype(np.float32)
+    memo = rng.normal(size=8).astype(np.float32)
+    columns = rng.integers(0, 30, size=11).astype(np.int32)
+    want = np.maximum(by_column[columns] - memo, 0.0).astype(np.float64).sum(axis=1)
+
+    def gains(block, memo):
+        return jnp.sum(jnp.maximum(block - memo[None, :], 0.0), axis=1)
+
+    for max_entries in (8, 24, 80, 1 << 22):  # groups of 1, 3, 10 columns, then one gather
+        got = _kernels._reduce_gathered(
+            jnp.asarray(by_column), gains, (jnp.asarray(memo),), jnp.asarray(columns), max_entries
+        )
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_similarity_matches_dense_kernel(metric):
     # Through jax.jit: a Similarity is a pytree whose metric and chunk size are static.
