@@ -146,11 +146,12 @@ def dense_kernel(sim: Similarity) -> jax.Array:
     """Every entry of a :class:`Similarity` (shift and block scales included), stored.
 
     The [M, N] result is filled ``chunk_size`` rows at a time, in place (a
-    ``dynamic_update_slice`` per block in a ``fori_loop``; the last block overlaps the
-    one before when ``chunk_size`` does not divide M): peak memory is the result plus one
-    [chunk_size, N] block, never a second copy. Work O(M * N * F). (Filling only the
-    upper triangle of a square kernel and mirroring it halves the arithmetic but was
-    slower here: the transposed writes cost more than the saved products.)
+    ``dynamic_update_slice`` per block in a ``fori_loop`` over the first block padded with
+    zeros; the last block overlaps the one before when ``chunk_size`` does not divide M):
+    peak memory is the result plus one [chunk_size, N] block, never a second copy. Work
+    O(M * N * F). (Filling only the upper triangle of a square kernel and mirroring it
+    halves the arithmetic but was slower here: the transposed writes cost more than the
+    saved products.)
 
     Returns:
         float32 [M, N].
@@ -164,16 +165,21 @@ def dense_kernel(sim: Similarity) -> jax.Array:
     rows = _points._leaves(sim.rows)
     b = min(sim.chunk_size, m)
 
-    def fill(i, out):
-        start = jnp.minimum(i * b, m - b)
+    def block_at(start):
         chunk = tuple(jax.lax.dynamic_slice_in_dim(leaf, start, b) for leaf in rows)
         index = start + jnp.arange(b, dtype=jnp.int32)
-        block = _block(
+        return _block(
             sim, _points._rebuild(sim.rows, chunk), index, cols, col_index, a_is_cols=False
         )
-        return jax.lax.dynamic_update_slice(out, block, (start, 0))
 
-    return jax.lax.fori_loop(0, -(-m // b), fill, jnp.zeros((m, n), jnp.float32))
+    def fill(i, out):
+        start = jnp.minimum(i * b, m - b)
+        return jax.lax.dynamic_update_slice(out, block_at(start), (start, 0))
+
+    # The loop starts from the first block padded with zeros: a zero-filled start (a
+    # broadcast) is copied by XLA before the loop writes into it, a second M x N buffer.
+    first = jnp.pad(block_at(0), ((0, m - b), (0, 0)))
+    return jax.lax.fori_loop(1, -(-m // b), fill, first)
 
 
 class DenseColumns(NamedTuple):

@@ -41,8 +41,8 @@ _COMMON_DOC = """
     which stay factored): one forward pass over the pool and each set; the [N, Q] / [N, P]
     kernels, O(N (Q + P) F) work and memory; then the measure (``jaxal.selectors``):
     fl2mi, gcmi and com need nothing more; the facility-location measures (fl1mi, flcg,
-    flcmi) store the N x N pool kernel up to N = 11,585 (512 MB, held twice at the peak:
-    XLA copies it into the greedy loop) and compute it on the fly beyond (memory O(N)),
+    flcmi) store the N x N pool kernel up to N = 11,585 (512 MB) and compute it on the
+    fly beyond (memory O(N)),
     O(N^2 F) once plus the lazy greedy's column reads; gccg one on-the-fly pass
     O(N^2 F) with O(N) memory; the log-determinant measures one kernel column per pick,
     O(N F), and two (k + Q + P) x N factors, O(k (k + Q + P) N) work.
