@@ -627,8 +627,9 @@ class MeasureSpec(NamedTuple):
         sets: ``("query",)``, ``("private",)`` or ``("query", "private")``.
         hparams: the hyperparameters it takes among eta, nu, lambda_.
         takes_ground: whether it takes ``ground`` (a coverage over the pool rows).
-        state_gains: every gain comes from an O(N) state, so a naive greedy step costs
-            what a lazy one does (the strategies run naive for these).
+        cheap_gains: a full gain pass is O(N) (gains kept in the state) or O(N * Q)
+            (the [N, Q] query kernel): no dearer than one lazy round (a top-k over N), so
+            the strategies run the naive greedy for these (the same picks, faster).
         on_the_fly: whether it reads pool-pool similarities (``chunk_size`` applies).
         takes_dense: whether it may store its pool kernel (``dense`` applies).
     """
@@ -637,7 +638,7 @@ class MeasureSpec(NamedTuple):
     sets: tuple[str, ...]
     hparams: tuple[str, ...]
     takes_ground: bool
-    state_gains: bool
+    cheap_gains: bool
     on_the_fly: bool
     takes_dense: bool
 
@@ -645,10 +646,10 @@ class MeasureSpec(NamedTuple):
 INFORMATION_MEASURES = MappingProxyType(
     {
         "fl1mi": MeasureSpec(fl1mi, ("query",), ("eta",), True, False, True, True),
-        "fl2mi": MeasureSpec(fl2mi, ("query",), ("eta",), False, False, False, False),
+        "fl2mi": MeasureSpec(fl2mi, ("query",), ("eta",), False, True, False, False),
         "gcmi": MeasureSpec(gcmi, ("query",), (), False, True, False, False),
         "logdetmi": MeasureSpec(logdetmi, ("query",), ("eta", "lambda_"), False, True, True, False),
-        "com": MeasureSpec(com, ("query",), ("eta",), False, False, False, False),
+        "com": MeasureSpec(com, ("query",), ("eta",), False, True, False, False),
         "flcg": MeasureSpec(flcg, ("private",), ("nu",), True, False, True, True),
         "gccg": MeasureSpec(gccg, ("private",), ("nu", "lambda_"), True, True, True, False),
         "logdetcg": MeasureSpec(

@@ -50,7 +50,8 @@ _COMMON_DOC = """
     Optimizers: ``"lazy"`` (DISTIL's LazyGreedy, the default) gives the exact greedy's
     picks for the submodular measures; for measures whose gains come from an O(N) state
     (gcmi, gccg and the log-determinant ones, of which logdetmi and logdetcmi are not
-    submodular) lazy evaluation saves nothing, and the exact naive greedy runs instead.
+    submodular) or from the [N, Q] query kernel (fl2mi, com) a full gain pass costs no
+    more than a lazy round, and the exact naive greedy runs instead (the same picks).
     Ties go to the lowest index (submodlib's to the highest).
 """
 
@@ -236,7 +237,7 @@ def _information_strategy(
         raise ValueError(f"lambda_ must be > 0 for {function}, got {measure_hparams['lambda_']}")
     sets = spec.sets
     input_names = tuple(f"{set_name}_{part}" for set_name in sets for part in ("x", "y"))
-    run_optimizer = "naive" if optimizer == "lazy" and spec.state_gains else optimizer
+    run_optimizer = "naive" if optimizer == "lazy" and spec.cheap_gains else optimizer
 
     def select(params: Any, pool: Pool, key: jax.Array, **inputs: jax.Array) -> jax.Array:
         _check_input_names(name, inputs, input_names)
