@@ -31,7 +31,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxal import _checks
-from jaxal._chunks import map_chunks
 from jaxal.selectors import _points
 from jaxal.selectors._points import OuterProduct, Points
 
@@ -129,17 +128,8 @@ def similarity_kernel(
     Returns:
         float32 [N, M].
     """
-    sim = prepare_kernel(Similarity(points, others, metric, chunk_size), "points")
-    assert isinstance(sim, Similarity)
-    cols = sim.rows if sim.cols is None else sim.cols
-    n_cols = sim.shape[1]
-    col_index = jnp.arange(n_cols, dtype=jnp.int32)
-
-    def one_chunk(*leaves_and_index):
-        chunk = _points._rebuild(sim.rows, leaves_and_index[:-1])
-        return _block(sim, chunk, leaves_and_index[-1], cols, col_index, a_is_cols=False)
-
-    return map_chunks(one_chunk, *_points._leaves(sim.rows), chunk_size=chunk_size)
+    prepare_kernel(Similarity(points, others, metric, chunk_size), "points")  # errors
+    return dense_kernel(Similarity(points, others, metric, chunk_size))
 
 
 def dense_kernel(sim: Similarity) -> jax.Array:
