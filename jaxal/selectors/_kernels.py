@@ -128,8 +128,9 @@ def similarity_kernel(
     Returns:
         float32 [N, M].
     """
-    prepare_kernel(Similarity(points, others, metric, chunk_size), "points")  # errors
-    return dense_kernel(Similarity(points, others, metric, chunk_size))
+    sim = Similarity(points, others, metric, chunk_size)
+    prepare_kernel(sim, "points")  # errors name the argument here, not "kernel"
+    return dense_kernel(sim)
 
 
 def dense_kernel(sim: Similarity) -> jax.Array:

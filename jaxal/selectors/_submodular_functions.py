@@ -125,7 +125,7 @@ def facility_location(
     """
     prepared = _kernels.prepare_kernel(kernel, symmetric=symmetric)
     m, n = _kernels.kernel_shape(prepared)
-    outside = _outside_ground(ground, m, "ground")
+    outside = _outside_ground(_ground_weights(ground, m, "ground"))
 
     def init(capacity):
         del capacity
@@ -212,7 +212,7 @@ def saturated_coverage(
     def init(capacity):
         del capacity
         cap = alpha * _kernels.reduce_columns(prepared, _weighted_sum, (weights,))
-        return SaturatedCoverageState(_outside_ground(ground, n, "ground"), cap)
+        return SaturatedCoverageState(_outside_ground(weights), cap)
 
     def gains_at(state, indices):
         rows = (state.cover, state.cap)
@@ -491,9 +491,10 @@ def _gains_over_memo(block: jax.Array, memo: jax.Array) -> jax.Array:
     return jnp.sum(jnp.maximum(block - memo[None, :], 0.0), axis=1)
 
 
-def _outside_ground(ground: jax.Array | None, size: int, name: str) -> jax.Array:
-    """float32 [size]: 0 on the ground set, +inf outside (a memo that never gains)."""
-    return jnp.where(_ground_weights(ground, size, name) > 0, 0.0, jnp.inf)
+def _outside_ground(weights: jax.Array) -> jax.Array:
+    """float32 [N] from the 0/1 ground weights [N]: 0 on the ground set, +inf outside (a
+    memo that never gains)."""
+    return jnp.where(weights > 0, 0.0, jnp.inf)
 
 
 def _ground_weights(ground: jax.Array | None, size: int, name: str) -> jax.Array:
