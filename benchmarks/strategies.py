@@ -18,13 +18,16 @@ For each (strategy, N, budget) the script measures
   ``reduce=lambda p: p.mean(0)``, the floor of the ``*_mc`` strategies and BALD;
 
 so the selection overhead on top of the network is visible. It prints a markdown table
-and writes every number to JSON (``--out``).
+and writes every number to JSON (``--out``); ``--merge-into`` also replaces the same rows
+of a kept report (each marked with the date and jaxal commit of the rerun).
 
 Usage::
 
     python benchmarks/strategies.py --quick
     python benchmarks/strategies.py --sizes 50000 --budgets 100 --strategies entropy
     python benchmarks/strategies.py            # the full matrix: minutes (k-means dominates)
+    python benchmarks/strategies.py --sizes 50000 --budgets 100 --strategies submodular \
+        --merge-into benchmarks/strategies_2026-11-25.json
 
 Measure on a quiet machine: other processes on the same cores distort the numbers.
 """
@@ -37,6 +40,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -376,6 +380,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: N=2000, budget 100, 2 repeats"
     )
+    parser.add_argument(
+        "--merge-into",
+        type=Path,
+        default=None,
+        metavar="KEPT",
+        help="also merge these rows into a kept report (e.g. benchmarks/strategies_*.json):\n"
+        "rows with the same strategy, N and budget are replaced and marked with the date\n"
+        "and jaxal commit of this run; others are appended",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.budgets, args.repeats = [2000], [100], 2
@@ -485,6 +498,49 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
+    if args.merge_into is not None:
+        merge_into(args.merge_into, report)
+        print(f"merged {len(rows)} rows into {args.merge_into}", file=sys.stderr)
+
+
+def merge_into(kept_path: Path, report: dict[str, Any]) -> None:
+    """Replace (or append) ``report``'s rows in the kept report at ``kept_path``.
+
+    Each merged row carries ``rerun`` = {date, jaxal_commit}; the run's settings and
+    environment are appended to the kept report's ``reruns`` list.
+    """
+    kept = json.loads(kept_path.read_text())
+    stamp = {"date": report["environment"]["date"], "jaxal_commit": jaxal_commit()}
+    fresh = {(r["strategy"], r["n"], r["budget"]): {**r, "rerun": stamp} for r in report["results"]}
+    merged = [fresh.pop((r["strategy"], r["n"], r["budget"]), r) for r in kept["rows"]]
+    kept["rows"] = merged + list(fresh.values())
+    kept.setdefault("reruns", []).append(
+        {
+            "jaxal_commit": stamp["jaxal_commit"],
+            "settings": report["settings"],
+            "environment": report["environment"],
+        }
+    )
+    kept_path.write_text(json.dumps(kept, indent=1) + "\n")
+
+
+def jaxal_commit() -> str | None:
+    """The short commit of the checkout this runs from, "+dirty" with uncommitted changes
+    to tracked files; None outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "diff", "--quiet", "HEAD", "--"], check=False
+        ).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":

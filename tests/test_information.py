@@ -303,7 +303,7 @@ def kernel_views(sim):
     prepared = _kernels.prepare_kernel(sim)
     columns = jnp.stack([_kernels.column(prepared, jnp.int32(j)) for j in (0, 3, 4)], 1)
     sums = _kernels.reduce_columns(
-        prepared, lambda block, w: block @ w, (jnp.ones(sim.shape[0]),), jnp.asarray([1, 2])
+        prepared, lambda entries, w: entries * w, (jnp.ones(sim.shape[0]),), jnp.asarray([1, 2])
     )
     diagonal = _kernels.diagonal(prepared) if sim.square else None
     return _kernels.dense_kernel(sim), columns, sums, diagonal

@@ -282,12 +282,12 @@ def capped_facility_location(
         low = jnp.where(_ground(ground, n), low, jnp.inf)
     high = jnp.full((n,), jnp.inf, jnp.float32) if cap is None else _row_vector(cap, n, "cap")
 
-    def block_gains(block, covered, high):  # no mask multiply: ~10x faster on the CPU
-        return jnp.sum(jnp.maximum(jnp.minimum(block, high[None, :]) - covered[None, :], 0.0), 1)
+    def capped_gain(entries, covered, high):  # no mask multiply: ~10x faster on the CPU
+        return jnp.maximum(jnp.minimum(entries, high) - covered, 0.0)
 
     def gains_at(state, indices):
         rows = (jnp.minimum(state.best, high), high)
-        return _kernels.reduce_columns(prepared, block_gains, rows, indices)
+        return _kernels.reduce_columns(prepared, capped_gain, rows, indices)
 
     def update(state, index):
         return CappedFacilityLocationState(

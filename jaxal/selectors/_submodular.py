@@ -17,10 +17,11 @@ optimizers:
   greedy"): each step draws a uniform random sample of the remaining candidates and picks
   its best; with a sample of (N / budget) log(1 / epsilon) elements the result is within
   1 - 1/e - epsilon of the optimum in expectation for monotone functions. For a
-  submodular function the sample is evaluated lazily, ``sample_chunk`` elements at a
-  time in decreasing order of their last gain (elements never evaluated first), until no
-  stale bound left can reach the best fresh gain: the same pick as evaluating the whole
-  sample, for a fraction of the cost once most elements carry a bound.
+  submodular function the sample is evaluated lazily, in decreasing order of the
+  elements' last gains (elements never evaluated first: ``sample_chunk`` at a time; then
+  ``lazy_batch`` elements with stale bounds at a time), until no stale bound left can
+  reach the best fresh gain: the same pick as evaluating the whole sample, for a fraction
+  of the cost once most elements carry a bound.
 
 Ties go to the lowest index (submodlib's NaiveGreedy keeps the highest; apricot keeps the
 lowest). NaN gains rank as the lowest finite value. Slots that no candidate can fill are
@@ -29,6 +30,7 @@ lowest). NaN gains rank as the lowest finite value. Slots that no candidate can 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple, overload
@@ -142,8 +144,8 @@ def submodular_greedy(
       ``lazy_rounds`` rounds a step needs (often 1), plus N * G for a step that does not
       settle, plus one full pass before the loop;
     * stochastic: r * G + O(N log R) + U with R = ``sample_size`` and r <= R the sampled
-      elements it evaluates (whole ``sample_chunk`` slices; r = R for a function that is
-      not submodular).
+      elements it evaluates (whole slices: ``sample_chunk`` elements while never-evaluated
+      ones remain, then ``lazy_batch``; r = R for a function that is not submodular).
 
     Memory: the function's state plus O(N) (plus O(N) bounds for lazy and stochastic).
 
@@ -157,15 +159,17 @@ def submodular_greedy(
             ``fn.submodular``: for other functions stale gains are not upper bounds
             (submodlib's LazyGreedy then degenerates to index order, DISTIL 3.11).
         epsilon: stochastic greedy's epsilon in (0, 1).
-        lazy_batch: elements re-evaluated per lazy round (clipped to N).
+        lazy_batch: elements re-evaluated per lazy round (clipped to N); under
+            ``"stochastic"``, sampled elements with a stale bound re-evaluated at once
+            (clipped to the sample size).
         lazy_rounds: lazy rounds per step before a full pass.
         sample_size: elements evaluated per stochastic step; default
             min(N, ceil(N / budget * ln(1 / epsilon))). N is the ground-set size (a static
             shape), not the candidate count, so a small candidate set gets a larger sample
             than the paper's (better, not worse).
-        sample_chunk: sampled elements evaluated at once by ``"stochastic"`` (clipped to
-            the sample size); default half the sample, rounded up. Larger slices use the
-            CPU better, smaller ones skip more.
+        sample_chunk: never-evaluated sampled elements evaluated at once by
+            ``"stochastic"`` (clipped to the sample size); default a third of the sample,
+            rounded up. Larger slices use the CPU better, smaller ones skip more.
         return_gains: also return the gain of every pick.
 
     Returns:
@@ -199,9 +203,10 @@ def submodular_greedy(
             sample_size = math.ceil(n / budget * math.log(1.0 / epsilon))
         sample_size = min(_checks.positive_int(sample_size, "sample_size"), n)
         if sample_chunk is None:
-            sample_chunk = -(-sample_size // 2)
+            sample_chunk = -(-sample_size // 3)
         sample_chunk = min(_checks.positive_int(sample_chunk, "sample_chunk"), sample_size)
     lazy_batch = min(_checks.positive_int(lazy_batch, "lazy_batch"), n)
+    stale_chunk = lazy_batch if sample_size is None else min(lazy_batch, sample_size)
     lazy_rounds = _checks.positive_int(lazy_rounds, "lazy_rounds")
 
     def full_pass(state, available):
@@ -254,43 +259,53 @@ def submodular_greedy(
         return jax.lax.cond(fresh[top] | ~jnp.any(available), take, fall_back, None)
 
     def choose_stochastic(t, state, available, bounds):
-        assert key is not None and sample_size is not None
+        assert key is not None and sample_size is not None and sample_chunk is not None
         uniforms = jax.random.uniform(jax.random.fold_in(key, t), (n,))
         _, sample = jax.lax.top_k(jnp.where(available, uniforms, -1.0), sample_size)
         # Highest bound first (never evaluated: +inf), lowest index among equal bounds.
         order = jnp.lexsort((sample, -bounds[sample]))
         sample = sample[order].astype(jnp.int32)
         sorted_bounds = bounds[sample]
-        n_chunks = -(-sample_size // sample_chunk)
+        never_evaluated = jnp.sum(sorted_bounds == jnp.inf)
 
         def unsettled(carry):
-            c, best_rank, best_index, _, _ = carry
-            start = jnp.minimum(c * sample_chunk, sample_size - 1)
-            next_bound, next_index = sorted_bounds[start], sample[start]
+            position, best_rank, best_index, _, _ = carry
+            at = jnp.minimum(position, sample_size - 1)
+            next_bound, next_index = sorted_bounds[at], sample[at]
             # A stale bound may sit a rounding error below the gain it bounds: within
             # that band the element is evaluated, as is an exact tie at a lower index.
             reach = best_rank - _BOUND_SLACK * jnp.abs(best_rank)
             can_win = (next_bound > reach) | ((next_bound == reach) & (next_index < best_index))
-            return (c < n_chunks) & can_win
+            return (position < sample_size) & can_win
 
-        def evaluate(carry):
-            c, best_rank, best_index, best_raw, bounds = carry
-            start = jnp.minimum(c * sample_chunk, sample_size - sample_chunk)  # last overlaps
-            indices = jax.lax.dynamic_slice_in_dim(sample, start, sample_chunk)
+        def evaluate_slice(size, carry):
+            position, best_rank, best_index, best_raw, bounds = carry
+            start = jnp.minimum(position, sample_size - size)  # the last slice overlaps
+            indices = jax.lax.dynamic_slice_in_dim(sample, start, size)
             raw = fn.gains_at(state, indices).astype(jnp.float32)
             ranked = _rank(raw, available[indices])
             top = jnp.max(ranked)
-            position = jnp.argmin(jnp.where(ranked == top, indices, n))
-            index = indices[position]
+            at = jnp.argmin(jnp.where(ranked == top, indices, n))
+            index = indices[at]
             better = (top > best_rank) | ((top == best_rank) & (index < best_index))
             if fn.submodular:  # fresh gains bound every later one
                 bounds = bounds.at[indices].set(ranked)
             return (
-                c + 1,
+                start + size,
                 jnp.where(better, top, best_rank),
                 jnp.where(better, index, best_index),
-                jnp.where(better, raw[position], best_raw),
+                jnp.where(better, raw[at], best_raw),
                 bounds,
+            )
+
+        def evaluate(carry):
+            if sample_chunk == stale_chunk:
+                return evaluate_slice(sample_chunk, carry)
+            return jax.lax.cond(
+                carry[0] < never_evaluated,
+                functools.partial(evaluate_slice, sample_chunk),
+                functools.partial(evaluate_slice, stale_chunk),
+                carry,
             )
 
         initial = (0, jnp.float32(-jnp.inf), jnp.int32(n), jnp.float32(0.0), bounds)

@@ -205,9 +205,8 @@ def saturated_coverage(
     alpha = _positive(alpha, "alpha")
     weights = _ground_weights(ground, n, "ground")
 
-    def block_gains(block, cover, cap):
-        cover, cap = cover[None, :], cap[None, :]
-        return jnp.sum(jnp.minimum(cap, cover + block) - jnp.minimum(cap, cover), axis=1)
+    def coverage_gain(entries, cover, cap):
+        return jnp.minimum(cap, cover + entries) - jnp.minimum(cap, cover)
 
     def init(capacity):
         del capacity
@@ -216,7 +215,7 @@ def saturated_coverage(
 
     def gains_at(state, indices):
         rows = (state.cover, state.cap)
-        return _kernels.reduce_columns(prepared, block_gains, rows, indices)
+        return _kernels.reduce_columns(prepared, coverage_gain, rows, indices)
 
     def update(state, index):
         return state._replace(cover=state.cover + _kernels.column(prepared, index))
@@ -478,17 +477,17 @@ def _modular_fn(name, n, hparams, init, update, submodular=True) -> SubmodularFn
     )
 
 
-def _weighted_sum(block: jax.Array, weights: jax.Array) -> jax.Array:
-    return block @ weights
+def _weighted_sum(entries: jax.Array, weights: jax.Array) -> jax.Array:
+    return entries * weights
 
 
-def _gains_over_memo(block: jax.Array, memo: jax.Array) -> jax.Array:
-    """Facility-location gains of a block [R, B]: sum_b max(0, block[r, b] - memo[b]).
+def _gains_over_memo(entries: jax.Array, memo: jax.Array) -> jax.Array:
+    """Facility-location contributions max(0, K_ij - m_i) (``reduce_columns`` sums them).
 
     Rows outside the ground set carry memo +inf, so they add 0: a mask multiplied into
     the sum instead makes XLA's CPU reduction about 10 times slower.
     """
-    return jnp.sum(jnp.maximum(block - memo[None, :], 0.0), axis=1)
+    return jnp.maximum(entries - memo, 0.0)
 
 
 def _outside_ground(weights: jax.Array) -> jax.Array:
