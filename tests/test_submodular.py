@@ -526,12 +526,12 @@ def test_stochastic_greedy(name):
     assert len(draws) > 1
 
 
-def _jaxal_draws(key: int, size: int):
+def _jaxal_draws(key: int, size: int, n: int = N):
     """jaxal's stochastic sample at step t: the ``size`` available elements with the
     largest uniforms of fold_in(key, t)."""
 
     def draw(t, available):
-        uniforms = np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.key(key), t), (N,)))
+        uniforms = np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.key(key), t), (n,)))
         return np.argsort(-np.where(available, uniforms, -1.0), kind="stable")[:size]
 
     return draw
@@ -562,6 +562,29 @@ def test_stochastic_lazy_sample_matches_numpy(name):
             )
             message = f"{name} {hparams} slices {chunk} then {stale}"
             np.testing.assert_array_equal(picks, want, err_msg=message)
+
+
+def test_stochastic_default_sample_is_the_papers():
+    # By default each step samples ceil(C / budget * ln(1 / epsilon)) of the C candidates
+    # (Mirzasoleiman et al.'s n / k log(1 / epsilon)), not of all N elements: the picks are
+    # a float64 stochastic greedy's on the first that many of jaxal's draws. Here 10 of 40
+    # elements are candidates: 5 sampled per step, not 19 (which would be every candidate
+    # left, the naive greedy).
+    n, budget = 40, 5
+    for seed in range(3):
+        x = points(seed + 50, n)
+        candidates = np.zeros(n, bool)
+        candidates[np.random.default_rng(seed).choice(n, 10, replace=False)] = True
+        used = math.ceil(10 / budget * math.log(10))
+        f = reference_fn("facility_location", ref.kernel(x.astype(np.float64), metric="euclidean"))
+        want = ref.stochastic_greedy(f, candidates, budget, _jaxal_draws(seed, used, n))
+        fn = SUBMODULAR_FUNCTIONS["facility_location"](
+            similarity_kernel(jnp.asarray(x), metric="euclidean")
+        )
+        picks = submodular_greedy(
+            fn, jnp.asarray(candidates), budget, jax.random.key(seed), optimizer="stochastic"
+        )
+        np.testing.assert_array_equal(np.asarray(picks), want, err_msg=f"seed {seed}")
 
 
 def test_stochastic_lazy_sample_evaluates_fewer_gains():

@@ -163,10 +163,10 @@ def submodular_greedy(
             ``"stochastic"``, sampled elements with a stale bound re-evaluated at once
             (clipped to the sample size).
         lazy_rounds: lazy rounds per step before a full pass.
-        sample_size: elements evaluated per stochastic step; default
-            min(N, ceil(N / budget * ln(1 / epsilon))). N is the ground-set size (a static
-            shape), not the candidate count, so a small candidate set gets a larger sample
-            than the paper's (better, not worse).
+        sample_size: elements evaluated per stochastic step; default the paper's
+            ceil(C / budget * ln(1 / epsilon)) for the C candidates (at most C; as
+            submodlib, which rounds down): a static buffer of ceil(N / budget *
+            ln(1 / epsilon)) elements holds each step's draw, of which that many are used.
         sample_chunk: never-evaluated sampled elements evaluated at once by
             ``"stochastic"`` (clipped to the sample size); default a third of the sample,
             rounded up. Larger slices use the CPU better, smaller ones skip more.
@@ -199,9 +199,14 @@ def submodular_greedy(
             raise ValueError("optimizer='stochastic' needs a PRNG key")
         if not 0.0 < epsilon < 1.0:
             raise ValueError(f"epsilon must be in (0, 1), got {epsilon}")
-        if sample_size is None:
-            sample_size = math.ceil(n / budget * math.log(1.0 / epsilon))
-        sample_size = min(_checks.positive_int(sample_size, "sample_size"), n)
+        per_candidate = math.log(1.0 / epsilon) / budget  # the paper's n / k log(1 / eps)
+        if sample_size is None:  # a static buffer; the candidates' share is used
+            sample_size = min(math.ceil(n * per_candidate), n)
+            sample_used = jnp.ceil(jnp.sum(candidates) * per_candidate).astype(jnp.int32)
+            sample_used = jnp.clip(sample_used, 1, sample_size)
+        else:
+            sample_size = min(_checks.positive_int(sample_size, "sample_size"), n)
+            sample_used = jnp.int32(sample_size)
         if sample_chunk is None:
             sample_chunk = -(-sample_size // 3)
         sample_chunk = min(_checks.positive_int(sample_chunk, "sample_chunk"), sample_size)
@@ -262,10 +267,12 @@ def submodular_greedy(
         assert key is not None and sample_size is not None and sample_chunk is not None
         uniforms = jax.random.uniform(jax.random.fold_in(key, t), (n,))
         _, sample = jax.lax.top_k(jnp.where(available, uniforms, -1.0), sample_size)
-        # Highest bound first (never evaluated: +inf), lowest index among equal bounds.
-        order = jnp.lexsort((sample, -bounds[sample]))
-        sample = sample[order].astype(jnp.int32)
-        sorted_bounds = bounds[sample]
+        # The first sample_used in uniform order are the step's sample (the rest of the
+        # buffer last); highest bound first (never evaluated: +inf), then lowest index.
+        member = jnp.arange(sample_size) < sample_used
+        order = jnp.lexsort((sample, jnp.where(member, -bounds[sample], jnp.inf)))
+        sample, member = sample[order].astype(jnp.int32), member[order]
+        sorted_bounds = jnp.where(member, bounds[sample], -jnp.inf)
         never_evaluated = jnp.sum(sorted_bounds == jnp.inf)
 
         def unsettled(carry):
@@ -284,8 +291,9 @@ def submodular_greedy(
             indices = jax.lax.dynamic_slice_in_dim(sample, start, size)
             raw = fn.gains_at(state, indices).astype(jnp.float32)
             ranked = _rank(raw, available[indices])
-            top = jnp.max(ranked)
-            at = jnp.argmin(jnp.where(ranked == top, indices, n))
+            sampled = jnp.where(jax.lax.dynamic_slice_in_dim(member, start, size), ranked, -jnp.inf)
+            top = jnp.max(sampled)
+            at = jnp.argmin(jnp.where(sampled == top, indices, n))
             index = indices[at]
             better = (top > best_rank) | ((top == best_rank) & (index < best_index))
             if fn.submodular:  # fresh gains bound every later one
