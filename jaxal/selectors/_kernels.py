@@ -356,8 +356,8 @@ def reduce_columns(
 def _rows_per_block(sim: Similarity, columns: int) -> int:
     """Rows B of every [B, ``columns``] block of ``sim``: the M rows cut into as few blocks
     of equal size as min(chunk_size, 2^22 / columns) rows allow, B rounded up to a multiple
-    of 16 when larger (at most M). Equal blocks share one compiled block computation; a
-    short last block was a separate one, several times slower per row here."""
+    of 16 when larger (at most M). Equal blocks share one compiled block computation (a
+    short last block would be a second one)."""
     m = sim.shape[0]
     most = max(1, min(sim.chunk_size, _BLOCK_ENTRIES // columns))
     b = -(-m // -(-m // most))
