@@ -330,6 +330,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "jaxal_commit": jaxal_commit(),
     }
 
 
@@ -506,11 +507,12 @@ def main(argv: list[str] | None = None) -> None:
 def merge_into(kept_path: Path, report: dict[str, Any]) -> None:
     """Replace (or append) ``report``'s rows in the kept report at ``kept_path``.
 
-    Each merged row carries ``rerun`` = {date, jaxal_commit}; the run's settings and
-    environment are appended to the kept report's ``reruns`` list.
+    Each merged row carries ``rerun`` = {date, jaxal_commit} of the run (its environment);
+    the run's settings and environment are appended to the kept report's ``reruns`` list.
     """
     kept = json.loads(kept_path.read_text())
-    stamp = {"date": report["environment"]["date"], "jaxal_commit": jaxal_commit()}
+    env = report["environment"]
+    stamp = {"date": env["date"], "jaxal_commit": env.get("jaxal_commit")}
     fresh = {(r["strategy"], r["n"], r["budget"]): {**r, "rerun": stamp} for r in report["results"]}
     merged = [fresh.pop((r["strategy"], r["n"], r["budget"]), r) for r in kept["rows"]]
     kept["rows"] = merged + list(fresh.values())
