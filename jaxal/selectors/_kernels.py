@@ -170,7 +170,8 @@ def dense_kernel(sim: Similarity) -> jax.Array:
 
     def block_at(start):
         chunk = tuple(jax.lax.dynamic_slice_in_dim(leaf, start, b) for leaf in rows)
-        return _block(sim, _points._rebuild(sim.rows, chunk), start, cols, col_index)
+        chunk_points = _points._rebuild(sim.rows, chunk)
+        return _block(sim, chunk_points, start, cols, col_index, all_columns=True)
 
     def fill(i, out):
         start = jnp.minimum(i * b, m - b)
@@ -273,16 +274,7 @@ def diagonal(kernel: PreparedKernel) -> jax.Array:
     """float32 [N]: K[j, j] of a square kernel."""
     if isinstance(kernel, DenseColumns):
         return jnp.diagonal(kernel.by_column)
-    if kernel.metric == "cosine":
-        values = (_points.sq_norms(kernel.rows) > 0).astype(jnp.float32)
-    else:
-        values = jnp.ones(kernel.shape[0], jnp.float32)
-    if kernel.shift:
-        values = 0.5 * (values + 1.0)
-    if kernel.block_scales is not None:
-        blocks = _blocks(kernel.row_blocks, kernel.shape[0])
-        values = values * jnp.diagonal(jnp.asarray(kernel.block_scales, jnp.float32))[blocks]
-    return values
+    return _diagonal_at(kernel, kernel.rows, jnp.arange(kernel.shape[0], dtype=jnp.int32))
 
 
 def reduce_columns(
@@ -296,12 +288,12 @@ def reduce_columns(
     ``contribution(entries, *rows)`` is elementwise: ``entries`` is a block of kernel
     entries and ``rows`` the matching values of the per-row arrays, shaped to broadcast
     against it. The kernel's rows lie along axis 1 of a dense kernel's block (its column
-    layout: [R, M], one column per row) and along axis 0 of a :class:`Similarity`'s
-    block ([B, R]: the rows times the columns, the orientation that XLA's CPU dot runs
-    about 15% faster here). A dense kernel is one block for all columns, else its selected
-    columns gathered at most 2^22 entries at a time; a :class:`Similarity` is computed
-    ``chunk_size`` rows at a time (fewer when R is large: at most 2^22 entries per block)
-    in a ``lax.scan`` over dynamic slices of the rows (no stacked copy): memory
+    layout: [R, M], one column per row) and of a :class:`Similarity`'s block for R > B
+    ([R, B]), along axis 0 of a :class:`Similarity`'s block for R <= B ([B, R]). A dense
+    kernel is one block for all columns, else its selected columns gathered at most 2^22
+    entries at a time; a :class:`Similarity` is computed in blocks of B rows (about
+    ``chunk_size``, fewer when R is large: at most 2^22 entries per block) in a
+    ``lax.scan`` over dynamic slices of the rows (no stacked copy): memory
     O(min(chunk_size * R, 2^22)), work O(M * R * F).
 
     Args:
@@ -334,14 +326,22 @@ def reduce_columns(
     split = len(point_leaves)
 
     b = _rows_per_block(kernel, col_index.shape[0])
+    # The kernel's rows along axis 0 ([B, R]) for a few columns, along axis 1 ([R, B])
+    # for many: each ran faster than the other orientation where it is used (R <= B, a
+    # slice of a lazy or stochastic step: ~15%; R > B, a full pass: 2-3 times).
+    axis = 0 if col_index.shape[0] <= b else 1
 
-    def one_block(start, counted=0):  # [B, R]: the kernel's rows along axis 0
+    def one_block(start, counted=0):
         chunk = tuple(jax.lax.dynamic_slice_in_dim(a, start, b) for a in leaves)
-        block = _block(kernel, _points._rebuild(kernel.rows, chunk[:split]), start, cols, col_index)
-        values = contribution(block, *(a[:, None] for a in chunk[split:]))
+        rows = _points._rebuild(kernel.rows, chunk[:split])
+        block = _block(
+            kernel, rows, start, cols, col_index, all_columns=columns is None, transposed=axis == 1
+        )
+        values = contribution(block, *(jnp.expand_dims(a, 1 - axis) for a in chunk[split:]))
         if counted:  # the first rows of an overlapping last block were summed already
-            values = jnp.where(jnp.arange(b)[:, None] >= counted, values, 0.0)
-        return jnp.sum(values, axis=0)
+            fresh = jnp.expand_dims(jnp.arange(b) >= counted, 1 - axis)
+            values = jnp.where(fresh, values, 0.0)
+        return jnp.sum(values, axis=axis)
 
     def body(acc, start):
         return acc + one_block(start), None
@@ -387,37 +387,69 @@ def _reduce_gathered(
 
 
 def _block(
-    sim: Similarity, rows: Points, row_start: jax.Array | int, cols: Points, col_index: jax.Array
+    sim: Similarity,
+    rows: Points,
+    row_start: jax.Array | int,
+    cols: Points,
+    col_index: jax.Array,
+    *,
+    all_columns: bool = False,
+    transposed: bool = False,
 ) -> jax.Array:
-    """float32 [B, R]: K[row_start + b, col_index[r]], exact diagonal, shift and scales.
+    """float32 [B, R] (or [R, B] when ``transposed``): K[row_start + b, col_index[r]].
 
     ``rows`` are the B consecutive kernel rows from ``row_start`` on, ``cols`` the points
-    of the R kernel columns ``col_index``. A square kernel's diagonal entries in the block
-    (a column whose index falls among the rows) are set exactly, by a scatter of at most
-    R entries (a comparison over all B * R entries cost 5-10% of the whole block here).
+    of the R kernel columns ``col_index`` (``all_columns``: every column in order, R = N).
+    The entries are computed, shifted and scaled elementwise; then a square kernel's
+    diagonal entries in the block are set to their exact values by a scatter: of the R
+    columns' entries, or with ``all_columns`` and R > B of the B rows' (entry
+    (b, row_start + b)). A comparison over all B * R entries cost 5-10% of the whole block
+    here, a scatter over all N columns per block of a full pass several times that.
     """
-    b = _num_points(rows)
-    if sim.metric == "cosine":  # normalize the points, not the [B, R] entries
+    b, r = _num_points(rows), col_index.shape[0]
+    first, second = (cols, rows) if transposed else (rows, cols)
+    if sim.metric == "cosine":  # normalize the points, not the entries
         if not sim.normalized:
-            rows, cols = _unit(rows), _unit(cols)
-        values = _points.inner_products(rows, cols).astype(jnp.float32)
-        diagonal_value = (_points.sq_norms(cols) > 0).astype(jnp.float32)
+            first, second = _unit(first), _unit(second)
+        values = _points.inner_products(first, second).astype(jnp.float32)
     else:
-        rows_sq = _points.sq_norms(rows).astype(jnp.float32)
-        cols_sq = _points.sq_norms(cols).astype(jnp.float32)
-        cross = _points.inner_products(rows, cols).astype(jnp.float32)
-        sq = _points._from_inner(rows_sq[:, None], cols_sq[None, :], cross)
-        values = jnp.exp(-jnp.sqrt(jnp.maximum(sq, 0.0)) / _n_features(rows))
-        diagonal_value = jnp.ones(col_index.shape, jnp.float32)
-    if sim.square:
-        local = col_index - row_start
-        local = jnp.where((local >= 0) & (local < b), local, b)  # b: outside, dropped
-        values = values.at[local, jnp.arange(col_index.shape[0])].set(diagonal_value, mode="drop")
+        first_sq = _points.sq_norms(first).astype(jnp.float32)
+        second_sq = _points.sq_norms(second).astype(jnp.float32)
+        cross = _points.inner_products(first, second).astype(jnp.float32)
+        sq = _points._from_inner(first_sq[:, None], second_sq[None, :], cross)
+        values = jnp.exp(-jnp.sqrt(jnp.maximum(sq, 0.0)) / _n_features(first))
     if sim.shift:
         values = 0.5 * (values + 1.0)
     if sim.block_scales is not None:
-        row_index = row_start + jnp.arange(b, dtype=jnp.int32)
-        values = values * _block_scale(sim, row_index, col_index)
+        scale = _block_scale(sim, row_start + jnp.arange(b, dtype=jnp.int32), col_index)
+        values = values * (scale.T if transposed else scale)
+    if not sim.square:
+        return values
+    if all_columns and r > b:  # the diagonal of these rows: (i, row_start + i)
+        row_at = jnp.arange(b, dtype=jnp.int32)
+        col_at = row_start + row_at
+        exact = _diagonal_at(sim, rows, col_at)
+    else:  # the columns whose index falls among these rows
+        row_at = col_index - row_start
+        row_at = jnp.where((row_at >= 0) & (row_at < b), row_at, b)  # b: outside, dropped
+        col_at = jnp.arange(r, dtype=jnp.int32)
+        exact = _diagonal_at(sim, cols, col_index)
+    at = (col_at, row_at) if transposed else (row_at, col_at)
+    return values.at[at].set(exact, mode="drop")
+
+
+def _diagonal_at(sim: Similarity, points: Points, index: jax.Array) -> jax.Array:
+    """float32 [P]: K[i, i] of a square kernel for its points ``points`` at ``index``: 1,
+    or 0 for a zero point under cosine, then shifted and scaled."""
+    if sim.metric == "cosine":
+        values = (_points.sq_norms(points) > 0).astype(jnp.float32)
+    else:
+        values = jnp.ones(index.shape, jnp.float32)
+    if sim.shift:
+        values = 0.5 * (values + 1.0)
+    if sim.block_scales is not None:
+        blocks = _blocks(sim.row_blocks, sim.shape[0])[index]
+        values = values * jnp.diagonal(jnp.asarray(sim.block_scales, jnp.float32))[blocks]
     return values
 
 
