@@ -287,7 +287,8 @@ def submodular_greedy(
 
         def evaluate_slice(size, carry):
             position, best_rank, best_index, best_raw, bounds = carry
-            start = jnp.minimum(position, sample_size - size)  # the last slice overlaps
+            # The last slice ends at the sample's end, overlapping the one before.
+            start = jnp.maximum(jnp.minimum(position, sample_used - size), 0)
             indices = jax.lax.dynamic_slice_in_dim(sample, start, size)
             raw = fn.gains_at(state, indices).astype(jnp.float32)
             ranked = _rank(raw, available[indices])
