@@ -239,11 +239,12 @@ def test_similarity_matches_dense_kernel(metric):
         (Similarity(jnp.asarray(x), jnp.asarray(y), metric, 4), ref.kernel(x, y, metric)),
     ]:
         assert _kernels.kernel_shape(sim) == dense.shape
+        prepared = _kernels.prepare_kernel(sim)  # as every function does before reading it
         for j in [0, 3, dense.shape[1] - 1]:
-            np.testing.assert_allclose(np.asarray(COLUMN(sim, j)), dense[:, j], atol=2e-6)
+            np.testing.assert_allclose(np.asarray(COLUMN(prepared, j)), dense[:, j], atol=2e-6)
         weights = np.random.default_rng(0).uniform(size=dense.shape[0]).astype(np.float32)
         for columns in [jnp.arange(dense.shape[1]), jnp.array([4, 1, 1])]:
-            sums = WEIGHTED_SUMS(sim, jnp.asarray(weights), columns)
+            sums = WEIGHTED_SUMS(prepared, jnp.asarray(weights), columns)
             want = weights @ dense[:, np.asarray(columns)]
             np.testing.assert_allclose(np.asarray(sums), want, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(
@@ -637,7 +638,6 @@ def test_stochastic_default_sample_size():
     sizes.clear()
     submodular_greedy(fn, jnp.ones(N, bool), BUDGET, jax.random.key(0), epsilon=0.5, **options)
     assert set(sizes) == {math.ceil(N / BUDGET * math.log(2))}
-    sizes.clear()
     # By default never-evaluated elements go a third of the sample at a time, elements with
     # a stale bound min(lazy_batch = 64, sample size) at a time.
     sizes.clear()

@@ -140,9 +140,11 @@ def similarity_kernel(
     Returns:
         float32 [N, M].
     """
-    sim = Similarity(points, others, metric, chunk_size)
-    prepare_kernel(sim, "points")  # errors name the argument here, not "kernel"
-    return dense_kernel(sim)
+    # Prepared here so that errors name the argument, not "kernel" (and the points are
+    # normalized once: dense_kernel finds them prepared).
+    prepared = prepare_kernel(Similarity(points, others, metric, chunk_size), "points")
+    assert isinstance(prepared, Similarity)
+    return dense_kernel(prepared)
 
 
 def dense_kernel(sim: Similarity) -> jax.Array:
@@ -398,6 +400,7 @@ def _block(
 ) -> jax.Array:
     """float32 [B, R] (or [R, B] when ``transposed``): K[row_start + b, col_index[r]].
 
+    ``sim`` is prepared (``prepare_kernel``: cosine points are unit vectors already);
     ``rows`` are the B consecutive kernel rows from ``row_start`` on, ``cols`` the points
     of the R kernel columns ``col_index`` (``all_columns``: every column in order, R = N).
     The entries are computed, shifted and scaled elementwise; then a square kernel's
@@ -408,9 +411,8 @@ def _block(
     """
     b, r = _num_points(rows), col_index.shape[0]
     first, second = (cols, rows) if transposed else (rows, cols)
-    if sim.metric == "cosine":  # normalize the points, not the entries
-        if not sim.normalized:
-            first, second = _unit(first), _unit(second)
+    if sim.metric == "cosine":  # the points were normalized once, not the entries
+        assert sim.normalized, "_block needs a prepared Similarity"
         values = _points.inner_products(first, second).astype(jnp.float32)
     else:
         first_sq = _points.sq_norms(first).astype(jnp.float32)
