@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from typing import Any
 
@@ -19,13 +19,20 @@ import numpy as np
 
 META_KEY = "__meta__"
 LEAF_PREFIX = "leaf_"
+TEMPORARY_PREFIX = ".tmp-"
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
+
+    The temporary file sits next to ``path`` (so the rename stays on one file system) and
+    is created with mode ``0o666`` less the process's umask, as ``open`` would create
+    ``path`` itself. On any error, including an interrupt, the temporary file is removed
+    and ``path`` is left as it was.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    handle, temporary = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
@@ -36,6 +43,36 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+    _sync_directory(directory)
+
+
+def _create_temporary(directory: str, name: str) -> tuple[int, str]:
+    """A new file ``directory/.tmp-<name>-<random>.part``, open for writing: (fd, path).
+
+    ``os.open`` with mode ``0o666`` lets the umask decide the permissions (``tempfile``
+    would make the file private, ``0o600``, and the rename would keep that).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temporary = os.path.join(directory, f"{TEMPORARY_PREFIX}{name}-{secrets.token_hex(6)}.part")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+
+
+def _sync_directory(directory: str) -> None:
+    """Flush ``directory``'s entries (the rename) to disk where the platform allows it."""
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def atomic_write_json(path: str, value: Any) -> None:

@@ -4,7 +4,8 @@
 points, retrains and evaluates, for every strategy and seed; it prints a progress bar and
 a per-round table, and writes ``results.json``, ``learning_curves.png``, the run's
 ``config.json`` and a checkpoint per experiment (after every round, atomically) that
-``jaxal run --resume DIR`` continues from.
+``jaxal run --resume DIR`` continues from; ``--resume DIR --rounds N`` extends a killed or
+finished run to N rounds, its first rounds unchanged.
 
 Bad input (a config field, a dataset or strategy name, a budget larger than the pool)
 ends with ``jaxal: error: ...`` on stderr and exit status 2; ``JAXAL_DEBUG=1`` shows the
@@ -246,6 +247,44 @@ def read_run_config(directory: str) -> RunConfig:
     return make_config(values, path, require_all=True)
 
 
+def resumed_config(saved: RunConfig, directory: str, rounds: int | None) -> RunConfig:
+    """The config ``--resume directory`` continues with: ``saved``, writing into
+    ``directory``, extended to ``rounds`` rounds when ``--rounds`` is given.
+
+    Raises:
+        ValueError: ``rounds`` is not an integer, or is smaller than the saved rounds
+            (rounds already run cannot be taken back; only more can be added).
+    """
+    config = dataclasses.replace(saved, out=directory)
+    if rounds is None:
+        return config
+    config = make_config({"rounds": rounds}, None, config)
+    if config.rounds < saved.rounds:
+        raise ValueError(
+            f"--rounds {config.rounds} is fewer than the saved rounds ({saved.rounds}) of the "
+            f"run in {directory}: with --resume, --rounds can only grow (to {saved.rounds} or "
+            "more)"
+        )
+    return config
+
+
+def check_budget(config: RunConfig, pool_size: int) -> None:
+    """Raise ValueError unless ``initial + rounds * budget`` points fit in the pool."""
+    needed = config.initial + config.rounds * config.budget
+    if needed > pool_size:
+        hint = (
+            f"--rounds can be at most {(pool_size - config.initial) // config.budget} with "
+            "this --initial and --budget"
+            if config.initial <= pool_size
+            else f"--initial can be at most {pool_size}"
+        )
+        raise ValueError(
+            f"budget too large for the pool: initial ({config.initial}) + rounds "
+            f"({config.rounds}) x budget ({config.budget}) = {needed} points, but the pool "
+            f"has {pool_size} ({hint})"
+        )
+
+
 # ---------------------------------------------------------------------------- setup
 
 
@@ -367,14 +406,7 @@ def make_setup(config: RunConfig) -> Setup:
         )
         for seed in range(config.seeds)
     ]
-    pool_size = len(datasets[0].x_train)
-    needed = config.initial + config.rounds * config.budget
-    if needed > pool_size:
-        raise ValueError(
-            f"budget too large for the pool: initial ({config.initial}) + rounds "
-            f"({config.rounds}) x budget ({config.budget}) = {needed} points, but the pool "
-            f"has {pool_size}"
-        )
+    check_budget(config, len(datasets[0].x_train))
     module, model_name = resolve_module(config.model, datasets[0])
     train = trainer(
         module,
@@ -521,6 +553,10 @@ def results_dict(
 def execute(setup: Setup, stop_after: int | None = None, out: IO[str] | None = None) -> int:
     """Run (or continue) every experiment of ``setup``; write results and figure.
 
+    An experiment continues from its checkpoint, which holds the state after its last
+    finished round; one that already has ``config.rounds`` rounds is skipped, one that has
+    fewer (a killed run, or a finished one whose rounds were extended) runs the rest.
+
     Args:
         stop_after: stop after this many rounds run in this call (for tests of resume:
             the state stays as a killed run leaves it).
@@ -638,15 +674,24 @@ def run_command(args: argparse.Namespace) -> int:
     }
     if args.resume is not None:
         given = (
-            sorted(flags)
+            sorted(name for name in flags if name != "rounds")
             + (["config"] if args.config else [])
             + (["overwrite"] if args.overwrite else [])
         )
         if given:
             names = ", ".join("--" + g.replace("_", "-") for g in given)
-            raise ValueError(f"--resume continues a run with its own settings; drop {names}")
-        config = dataclasses.replace(read_run_config(args.resume), out=args.resume)
+            raise ValueError(
+                f"--resume continues a run with its own settings (only --rounds may extend "
+                f"it); drop {names}"
+            )
+        saved = read_run_config(args.resume)
+        config = resumed_config(saved, args.resume, flags.get("rounds"))
         setup = make_setup(config)
+        if config.rounds != saved.rounds:
+            _checkpoint.atomic_write_json(
+                os.path.join(args.resume, CONFIG),
+                dataclasses.replace(saved, rounds=config.rounds).to_dict(),
+            )
     else:
         base = RunConfig()
         if args.config:
@@ -691,7 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = run.add_argument
     add("--config", metavar="TOML", help="a TOML config file (options override it)")
-    add("--resume", metavar="DIR", help="continue the run in DIR from its last finished round")
+    add(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR from its last finished round, with its own settings; "
+        "--rounds N may extend a killed or finished run to N rounds",
+    )
     add(
         "--dataset",
         metavar="NAME",
@@ -708,7 +758,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B,...",
         help=f"comma-separated (default {','.join(defaults.strategy)})",
     )
-    add("--rounds", type=int, metavar="N", help=f"selection rounds (default {defaults.rounds})")
+    add(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help=f"selection rounds (default {defaults.rounds}); with --resume, extends the run "
+        "to N rounds",
+    )
     add("--budget", type=int, metavar="N", help=f"points per round (default {defaults.budget})")
     add(
         "--initial",

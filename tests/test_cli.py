@@ -1,5 +1,6 @@
 """The ``jaxal`` command end to end on digits (2 rounds, tiny budgets): results, figure,
-config files, resume, and clear errors without tracebacks."""
+config files, resume (after a stop, a SIGKILL, or with more rounds), and clear errors without
+tracebacks."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import glob
 import json
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from jaxal import cli
+from jaxal import _checkpoint, _experiment, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--rounds", "2", "--budget", "5", "--initial", "10", "--steps", "15"]
@@ -269,8 +273,8 @@ def test_resume_with_a_broken_config_json(capsys, finished, tmp_path):
     (broken / "config.json").write_text("{not json")
     status, _, err = run(capsys, "run", "--resume", broken)
     assert status == 2 and "not readable JSON" in err
-    status, _, err = run(capsys, "run", "--resume", out, "--rounds", "3")
-    assert status == 2 and "drop --rounds" in err
+    status, _, err = run(capsys, "run", "--resume", out, "--rounds", "3", "--budget", "4")
+    assert status == 2 and "drop --budget" in err and "--rounds" not in err.split("drop")[1]
 
 
 def test_python_dash_m_exit_status_without_traceback(tmp_path):
@@ -284,3 +288,133 @@ def test_python_dash_m_exit_status_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("jaxal: error: unknown strategy 'nope'")
     assert "Traceback" not in result.stderr
+
+
+# Resume with more rounds, and after a SIGKILL: both must end with the numbers of an
+# uninterrupted run of four rounds with the settings of ``finished``.
+FOUR_ROUNDS = ["--strategy", "entropy,random", "--seeds", "2", *TINY, "--rounds", "4"]
+
+
+@pytest.fixture(scope="module")
+def four_rounds(tmp_path_factory):
+    """``results.json`` of an uninterrupted run of four rounds."""
+    out = tmp_path_factory.mktemp("four") / "out"
+    assert cli.main(["run", *FOUR_ROUNDS, "--out", str(out)]) == 0
+    return read(out)
+
+
+def numbers(results):
+    """``results`` without timing fields and without the output directory."""
+    config = dict(results["config"])
+    del config["out"]
+    return without_timing({**results, "config": config})
+
+
+def saved_rounds(directory):
+    with open(os.path.join(directory, "config.json")) as file:
+        return json.load(file)["rounds"]
+
+
+def test_resume_with_more_rounds_extends_a_finished_run(capsys, tmp_path, finished, four_rounds):
+    out = tmp_path / "out"
+    shutil.copytree(finished[1], out)  # 2 rounds, finished
+    two = read(out)
+    status, _, err = run(capsys, "run", "--resume", out, "--rounds", 4)
+    assert status == 0, err
+    extended = read(out)
+    assert extended["complete"] is True and saved_rounds(out) == 4
+    for before, after in zip(two["experiments"], extended["experiments"], strict=True):
+        assert after["rounds"][:3] == before["rounds"]  # kept as they were, timings too
+        assert [row["round"] for row in after["rounds"]] == [0, 1, 2, 3, 4]
+    assert numbers(extended) == numbers(four_rounds)
+    # The saved number of rounds again: a plain resume, with nothing left to run.
+    status, _, err = run(capsys, "run", "--resume", out, "--rounds", 4)
+    assert status == 0, err
+    assert numbers(read(out)) == numbers(four_rounds)
+
+
+def test_resume_rounds_can_only_grow_within_the_pool(capsys, finished):
+    _, out = finished  # 2 rounds
+    status, _, err = run(capsys, "run", "--resume", out, "--rounds", 1)
+    assert status == 2 and "Traceback" not in err
+    assert "--rounds 1 is fewer than the saved rounds (2)" in err and "can only grow" in err
+    # 1347 pool points, 10 initial, 5 per round: at most 267 rounds.
+    status, _, err = run(capsys, "run", "--resume", out, "--rounds", 1000)
+    assert status == 2 and "budget too large for the pool" in err
+    assert "--rounds can be at most 267" in err
+    assert saved_rounds(out) == 2 and read(out)["complete"] is True
+
+
+# Runs ``jaxal`` as ``python -m jaxal`` does, with ``_experiment.run_round`` wrapped: after
+# ``after`` rounds are saved, the next round runs, then the process touches ``marker`` and
+# hangs before saving that round, so that the test's SIGKILL lands inside a round.
+HANG_IN_A_ROUND = """
+import runpy, sys, time
+from jaxal import _experiment
+
+marker, after = sys.argv[1], int(sys.argv[2])
+real_run_round = _experiment.run_round
+saved = 0
+
+
+def run_round(*args, **kwargs):
+    global saved
+    state = real_run_round(*args, **kwargs)
+    if saved == after:
+        open(marker, "w").close()
+        time.sleep(600)
+    saved += 1
+    return state
+
+
+_experiment.run_round = run_round
+sys.argv = ["jaxal", *sys.argv[3:]]
+runpy.run_module("jaxal", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_resume_after_sigkill_in_a_round(capsys, tmp_path, four_rounds):
+    out, marker = tmp_path / "out", tmp_path / "hanging"
+    script = tmp_path / "hang.py"
+    script.write_text(HANG_IN_A_ROUND)
+    # 12 rounds saved: entropy's (2 seeds x 5) and random's rounds 0 and 1 for seed 0;
+    # killed in that experiment's round 2.
+    command = [sys.executable, str(script), str(marker), "12"]
+    command += ["run", *FOUR_ROUNDS, "--out", str(out)]
+    with open(tmp_path / "log", "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not marker.exists() and process.poll() is None:
+                assert time.monotonic() < deadline, "the run never reached its 13th round"
+                time.sleep(0.05)
+            assert process.poll() is None, (tmp_path / "log").read_text()
+            os.kill(process.pid, signal.SIGKILL)
+        finally:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    checkpoints = out / "checkpoints"
+    rows = {path.name: len(_experiment.read_rows(str(path))) for path in checkpoints.iterdir()}
+    assert rows == {"entropy-seed0.npz": 5, "entropy-seed1.npz": 5, "random-seed0.npz": 2}
+    assert read(out)["complete"] is False
+    status, _, err = run(capsys, "run", "--resume", out)
+    assert status == 0, err
+    resumed = read(out)
+    assert resumed["complete"] is True
+    assert numbers(resumed) == numbers(four_rounds)
+    assert not glob.glob(os.path.join(out, "**", ".tmp-*"), recursive=True)
+
+
+def test_atomic_writes_keep_the_umask_and_the_old_file(tmp_path):
+    path = tmp_path / "state.json"
+    previous = os.umask(0o027)
+    try:
+        _checkpoint.atomic_write_json(str(path), {"round": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    with pytest.raises(TypeError):
+        _checkpoint.atomic_write_bytes(str(path), "not bytes")  # fails mid-write
+    assert json.loads(path.read_text()) == {"round": 1}
+    assert os.listdir(tmp_path) == ["state.json"]
