@@ -81,6 +81,30 @@ def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
     return value
 
 
+def prng_key(key: object, name: str = "key") -> None:
+    """Raise unless ``key`` is one PRNG key: a typed key (``jax.random.key(seed)``, shape
+    ()) or a raw uint32 [2] key (``jax.random.PRNGKey(seed)``)."""
+    dtype = getattr(key, "dtype", None)
+    shape = tuple(getattr(key, "shape", ()))
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape:
+            raise ValueError(
+                f"{name} must be one PRNG key; got a batch of {shape} keys: {_ONE_KEY}"
+            )
+        return
+    if dtype == np.uint32 and shape and shape[-1] == 2:
+        if len(shape) > 1:
+            raise ValueError(
+                f"{name} must be one PRNG key; got a batch of {shape[:-1]} raw keys: {_ONE_KEY}"
+            )
+        return
+    got = type(key).__name__ if dtype is None else f"an array of {dtype}, shape {shape}"
+    raise TypeError(f"{name} must be a PRNG key such as jax.random.key(0); got {got}")
+
+
+_ONE_KEY = "call once per key (or jax.vmap the call over the keys)"
+
+
 def rank_at_least(array: jax.Array, rank: int, name: str) -> None:
     """Raise unless ``array`` has at least ``rank`` dimensions."""
     if jnp.ndim(array) < rank:
@@ -118,3 +142,29 @@ def budget_fits(budget: int, candidates: jax.Array) -> None:
             raise ValueError(
                 f"budget={budget} is larger than the number of unlabeled points ({available})"
             )
+
+
+_INT32 = np.iinfo(np.int32)
+
+
+def integer_array(value: object, name: str) -> jax.Array:
+    """Return ``value`` as a jax Array of an integer dtype, or raise naming ``name``.
+
+    TypeError for any other dtype (float, bool, string, object), checked from the dtype
+    alone, so under ``jit`` too. Values that are not jax arrays are read with NumPy first,
+    so that strings get this error rather than JAX's. An empty array of any dtype becomes
+    int32 (``[]`` reads as float). ValueError when concrete values do not fit in int32.
+    """
+    if not isinstance(value, jax.Array):
+        host = np.asarray(value)
+        if host.size == 0:
+            return jnp.zeros(host.shape, jnp.int32)
+        value = host
+    dtype = value.dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {dtype}")
+    if is_concrete(value) and value.size and jnp.iinfo(dtype).max > _INT32.max:
+        host = np.asarray(value)
+        if host.min() < _INT32.min or host.max() > _INT32.max:
+            raise ValueError(f"{name} must fit in int32, got values up to {host.max()}")
+    return jnp.asarray(value)

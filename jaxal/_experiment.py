@@ -6,6 +6,9 @@ reveals their labels, trains again and evaluates on the test split. After every 
 experiment's state goes to one checkpoint file, written atomically: the labeled mask, the
 revealed labels, the PRNG key, the params and optimizer state, and every round's numbers.
 Resuming from that file continues with exactly the computation an uninterrupted run does.
+The file of a finished experiment holds the state after its last round, and nothing in a
+round depends on the total number of rounds, so a finished experiment can be extended by
+more rounds with the numbers of a run that had asked for them from the start.
 
 Randomness derives from the seed only: ``key = jax.random.key(seed)``; each round splits
 it into (key, train_key) in round 0 and (key, select_key, train_key) later, so every
@@ -84,8 +87,7 @@ def fresh_fit(trainer: Trainer) -> Callable[..., TrainState]:
 def initial_state(dataset: Dataset, settings: Settings, seed: int, trainer: Trainer) -> State:
     """Round -1: the initial labeled set (by ``seed``), labels revealed, no rounds yet."""
     initial = initial_indices(len(dataset.x_train), settings.initial, seed)
-    pool = Pool.create(dataset.x_train, labeled=jnp.asarray(initial, jnp.int32))
-    pool = pool.label(initial, dataset.y_train[initial])
+    pool = Pool.create(dataset.x_train).label(initial, dataset.y_train[initial])
     # Placeholder train state of the right structure; round 0 replaces it.
     template = jax.eval_shape(trainer.init, jax.random.key(0), pool.x)
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)

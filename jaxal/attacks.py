@@ -78,7 +78,8 @@ def deepfool(
             skip the loop.
 
     Returns:
-        ``(sq_norm float [], flipped bool [], iterations int32 [])``.
+        ``(sq_norm float [], flipped bool [], iterations int32 [])``; ``sq_norm`` is NaN
+        when the clean logits are not finite.
 
     Raises:
         ValueError: bad hyperparameters, or a model with fewer than two classes.
@@ -121,7 +122,7 @@ def deepfool(
     init = (jnp.zeros_like(x), jnp.int32(0), logits0, jnp.bool_(False))
     r_tot, steps, logits, _ = jax.lax.while_loop(cond, body, init)
     flipped = active & (jnp.argmax(logits) != label)
-    return _sq_norm(scale * r_tot), flipped, steps
+    return _unless_non_finite(_sq_norm(scale * r_tot), logits0), flipped, steps
 
 
 def bim(
@@ -159,7 +160,8 @@ def bim(
             ``(0, False, 0)`` after one forward pass.
 
     Returns:
-        ``(sq_norm float [], flipped bool [], iterations int32 [])``.
+        ``(sq_norm float [], flipped bool [], iterations int32 [])``; ``sq_norm`` is NaN
+        when the clean logits are not finite.
 
     Raises:
         ValueError: bad hyperparameters, or a model with fewer than two classes.
@@ -197,7 +199,13 @@ def bim(
 
     init = (jnp.zeros_like(x), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
     eta, steps, _, flipped = jax.lax.while_loop(cond, body, init)
-    return _sq_norm(eta), flipped, steps
+    return _unless_non_finite(_sq_norm(eta), logits0), flipped, steps
+
+
+def _unless_non_finite(sq_norm: jax.Array, logits: jax.Array) -> jax.Array:
+    """``sq_norm``, or NaN when the logits [C] at the clean input are not finite (no
+    attack means anything there; the strategies never pick a NaN score)."""
+    return jnp.where(jnp.all(jnp.isfinite(logits)), sq_norm, jnp.nan)
 
 
 def perturbation_scores(

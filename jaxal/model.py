@@ -60,10 +60,13 @@ def from_flax(
     ValueError: one ``train`` flag would also switch BatchNorm to batch statistics. Give
     the module a separate dropout flag and pass it through ``mc_kwargs``.
 
-    ``flax.nnx``: ``module.__call__(x)``; params are its state (``nnx.state(module)``, or
-    the state of ``nnx.split``). The eval pass puts every submodule in eval mode; the MC
-    pass does the same and then turns on only the ``nnx.Dropout`` layers, each with its
-    own key derived from ``rng``, so BatchNorm keeps its running statistics.
+    ``flax.nnx``: ``module.__call__(x)``; params are its whole state (``nnx.state(module)``)
+    or its ``nnx.Param`` state alone (``_, params, _ = nnx.split(module, nnx.Param, ...)``),
+    as State or pure dict. With the Param state alone, the rest of the state (BatchNorm
+    statistics, ...) is the one ``module`` holds when ``from_flax`` is called. The eval
+    pass puts every submodule in eval mode; the MC pass does the same and then turns on
+    only the ``nnx.Dropout`` layers, each with its own key derived from ``rng``, so
+    BatchNorm keeps its running statistics.
 
     Args:
         module: a ``flax.linen.Module`` or a ``flax.nnx.Module``.
@@ -71,7 +74,8 @@ def from_flax(
         eval_kwargs, mc_kwargs: linen only, keyword arguments of the two passes.
 
     Returns:
-        A :class:`Model`.
+        A :class:`Model`. Its apply raises a ValueError when params is None, or, for nnx,
+        when params is neither of the two states above.
     """
     from flax import linen, nnx
 
@@ -90,6 +94,8 @@ def _linen_apply(module, eval_kwargs, mc_kwargs) -> ApplyFn:
     mc_kwargs = {"train": True} if mc_kwargs is None else dict(mc_kwargs)
 
     def apply(params, x, rng):
+        if params is None:
+            raise ValueError("params is None: pass the module's variables from module.init(...)")
         if rng is None:
             return module.apply(params, x, **eval_kwargs)
         if guard_batch_norm and "batch_stats" in params:
@@ -104,12 +110,32 @@ def _linen_apply(module, eval_kwargs, mc_kwargs) -> ApplyFn:
 
 
 def _nnx_apply(module) -> ApplyFn:
+    """The apply of an nnx module; params are its whole state or its ``nnx.Param`` state.
+
+    The module is split once here into (graphdef, Param state, rest). A call whose params
+    hold only the Param leaves takes the rest (BatchNorm statistics, RNG state, ...) from
+    this split; a call with the whole state uses none of it.
+    """
     from flax import nnx
 
-    graphdef, _ = nnx.split(module)
+    graphdef, param_state, *rest = nnx.split(module, nnx.Param, ...)  # rest: [State]
+    param_paths = _nnx_leaf_paths(param_state)
+    full_paths = _nnx_leaf_paths(nnx.state(module))
 
     def apply(params, x, rng):
-        model = nnx.merge(graphdef, params)
+        if params is None:
+            raise ValueError(
+                "params is None: pass nnx.state(module), or the nnx.Param state from "
+                "nnx.split(module, nnx.Param, ...)"
+            )
+        paths = _nnx_leaf_paths(params)
+        if paths == full_paths:
+            model = nnx.merge(graphdef, params)
+        elif paths == param_paths:
+            # A copy of the stored rest, so that nothing the call does can write into it.
+            model = nnx.merge(graphdef, params, *rest, copy=True)
+        else:
+            raise ValueError(_nnx_params_mismatch(params, paths, full_paths, param_paths))
         model.eval()
         if rng is not None:
             dropouts = [sub for _, sub in nnx.iter_modules(model) if isinstance(sub, nnx.Dropout)]
@@ -121,6 +147,39 @@ def _nnx_apply(module) -> ApplyFn:
         return model(x)
 
     return apply
+
+
+def _nnx_leaf_paths(state: Any) -> frozenset[str]:
+    """The paths of the variables in an nnx state or in its pure-dict form.
+
+    A ``Variable`` counts as one leaf, so ``nnx.state(m)`` and ``nnx.to_pure_dict`` of it
+    give the same paths, e.g. ``"['dense']['kernel']"``.
+    """
+    from flax import nnx
+
+    leaves = jax.tree_util.tree_leaves_with_path(
+        state, is_leaf=lambda leaf: isinstance(leaf, nnx.Variable)
+    )
+    return frozenset(jax.tree_util.keystr(path) for path, _ in leaves)
+
+
+def _nnx_params_mismatch(
+    params: Any, paths: frozenset[str], full_paths: frozenset[str], param_paths: frozenset[str]
+) -> str:
+    """The message for params that are neither the module's full state nor its Param state."""
+    if isinstance(params, Mapping):
+        got = f"{type(params).__name__} with top-level keys {sorted(map(str, params))}"
+    else:
+        got = type(params).__name__
+    missing = sorted(param_paths - paths)[:3]
+    extra = sorted(paths - full_paths)[:3]
+    return (
+        "params must be nnx.state(module) or the nnx.Param state from "
+        f"nnx.split(module, nnx.Param, ...) ({len(full_paths)} or {len(param_paths)} "
+        f"variables); got a {got}, {len(paths)} leaves"
+        + (f"; missing e.g. {', '.join(missing)}" if missing else "")
+        + (f"; unknown e.g. {', '.join(extra)}" if extra else "")
+    )
 
 
 def forward(
@@ -154,13 +213,14 @@ def probability_map(
         reduce: maps probabilities [B, C] to a pytree of per-point arrays [B, ...].
 
     Returns:
-        ``reduce``'s outputs for all points, leading axis N.
+        ``reduce``'s outputs for all points, leading axis N; floating outputs are NaN for
+        points whose logits are not finite.
     """
 
     def one_chunk(chunk, index):
         del index
         logits, _ = model.apply(params, chunk, None)
-        return reduce(jax.nn.softmax(logits, axis=-1))
+        return _nan_where_non_finite(reduce(softmax(logits)), logits)
 
     return map_chunks(one_chunk, x, chunk_size=batch_size)
 
@@ -176,6 +236,7 @@ def mc_map(
     offset: jax.Array | int = 0,
     *,
     consistent: bool = False,
+    logits: bool = False,
 ) -> Any:
     """MC-dropout probabilities per chunk, reduced per point before the next chunk.
 
@@ -194,13 +255,16 @@ def mc_map(
         key: PRNG key.
         mc_samples: S, a Python int >= 1.
         batch_size: B, points per chunk.
-        reduce: maps probabilities [S, B, C] to a pytree of per-point arrays [B, ...]
-            (memory stays O(S * B * C)).
+        reduce: maps probabilities [S, B, C] (float32 at least) to a pytree of
+            per-point arrays [B, ...] (memory stays O(S * B * C)).
         offset: int32 scalar, the global index of ``x[0]`` (``Pool.offset``).
         consistent: one dropout mask per sample, shared by all points.
+        logits: hand ``reduce`` the logits [S, B, C] (float32 at least) instead of
+            the probabilities.
 
     Returns:
-        ``reduce``'s outputs for all points, leading axis N.
+        ``reduce``'s outputs for all points, leading axis N; floating outputs are NaN for
+        points whose logits are not finite.
     """
     sample_keys = jax.random.split(key, mc_samples)
 
@@ -208,10 +272,12 @@ def mc_map(
         if consistent:
             index = jnp.zeros_like(index)
         if model.head is None:
-            probs = _stochastic_passes(model, params, chunk, index, sample_keys)
+            sampled = _stochastic_passes(model, params, chunk, index, sample_keys)
         else:
-            probs = _head_passes(model, params, chunk, index, sample_keys)
-        return reduce(probs)
+            sampled = _head_passes(model, params, chunk, index, sample_keys)
+        sampled = _at_least_float32(sampled)
+        reduced = reduce(sampled if logits else jax.nn.softmax(sampled, axis=-1))
+        return _nan_where_non_finite(reduced, jnp.swapaxes(sampled, 0, 1))
 
     return map_chunks(one_chunk, x, chunk_size=batch_size, offset=offset)
 
@@ -219,7 +285,7 @@ def mc_map(
 def _stochastic_passes(model, params, chunk, index, sample_keys):
     def one(point, i, sample_key):
         logits, _ = model.apply(params, point[None], jax.random.fold_in(sample_key, i))
-        return jax.nn.softmax(logits[0])
+        return logits[0]
 
     over_points = jax.vmap(one, in_axes=(0, 0, None))
     return jax.vmap(over_points, in_axes=(None, None, 0))(chunk, index, sample_keys)
@@ -232,9 +298,38 @@ def _head_passes(model, params, chunk, index, sample_keys):
     def one_sample(sample_key):
         seed = jax.random.bits(sample_key, (), jnp.uint32)
         keep = dropout_keep_mask(seed, index, embedding.shape[-1], model.head_dropout)
-        return jax.nn.softmax(model.head(params, jnp.where(keep, scaled, 0.0)))
+        return model.head(params, jnp.where(keep, scaled, 0.0))
 
     return jax.lax.map(one_sample, sample_keys)
+
+
+def _nan_where_non_finite(reduced: Any, logits: jax.Array) -> Any:
+    """``reduced`` (a pytree of per-point arrays [B, ...]) with its floating entries NaN
+    for the points whose logits (leading axis B) hold NaN or infinity.
+
+    Under jit, XLA on CPU may turn a row of NaN logits into finite probabilities (its
+    min / max reductions need not propagate NaN): the scores must still say NaN, which
+    no strategy picks.
+    """
+    finite = jnp.all(jnp.isfinite(logits.reshape(logits.shape[0], -1)), axis=1)
+
+    def mark(leaf):
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            return leaf
+        keep = finite.reshape(finite.shape + (1,) * (leaf.ndim - 1))
+        return jnp.where(keep, leaf, jnp.nan)
+
+    return jax.tree.map(mark, reduced)
+
+
+def softmax(logits: jax.Array) -> jax.Array:
+    """Class probabilities [..., C] of logits [..., C], computed in float32 at least
+    (a float16 or bfloat16 model's logits are upcast first)."""
+    return jax.nn.softmax(_at_least_float32(logits), axis=-1)
+
+
+def _at_least_float32(x: jax.Array) -> jax.Array:
+    return x.astype(jnp.result_type(x.dtype, jnp.float32))
 
 
 def dropout_keep_mask(seed: jax.Array, index: jax.Array, width: int, rate: float) -> jax.Array:

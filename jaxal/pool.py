@@ -6,6 +6,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxal import _checks
@@ -32,35 +33,47 @@ class Pool:
 
     @classmethod
     def create(
-        cls, x: ArrayLike, y: ArrayLike | None = None, labeled: ArrayLike | None = None
+        cls,
+        x: ArrayLike,
+        y: ArrayLike | None = None,
+        labeled: ArrayLike | None = None,
+        *,
+        num_classes: int | None = None,
     ) -> Pool:
         """Build a pool from inputs, optional labels and an optional labeled mask.
 
         Args:
             x: inputs [N, ...], N >= 1; floating inputs must be finite.
-            y: integer labels [N] (-1 = unknown); default all -1.
-            labeled: bool mask [N] of the labeled set, or int indices of it; default none.
+            y: integer labels [N]: a class index >= 0, or -1 where unknown; default all -1.
+            labeled: the labeled set, as a bool mask [N] or as int indices [K] into the
+                pool (repeated indices are allowed); default none. An integer array of
+                length N that holds only 0 and 1 is refused: it reads as a 0/1 mask as well
+                as indices; pass it as a bool mask, or as the indices of the True entries.
+            num_classes: when given, ``y`` must lie in [-1, num_classes).
 
         Returns:
             A ``Pool`` with ``y`` int32 [N] and ``labeled`` bool [N].
 
         Raises:
+            TypeError: ``y`` of a non-integer dtype, or ``labeled`` neither bool nor integer.
             ValueError: empty ``x``, or ``y`` / ``labeled`` of another length than ``x``,
-                or non-finite floating ``x``.
+                or non-finite floating ``x``, or ``y`` below -1 (or >= ``num_classes``),
+                or ``labeled`` indices outside [0, N) or an ambiguous 0/1 integer array.
+                Value checks run when the arrays are concrete (outside ``jax.jit``).
         """
+        num_classes = _checks.optional_positive_int(num_classes, "num_classes")
         x = jnp.asarray(x)
         _checks.rank_at_least(x, 1, "x")
         n = x.shape[0]
         if n == 0:
             raise ValueError("x must hold at least one point; got an empty pool")
         _checks.finite(x, "x")
-        y = jnp.full((n,), -1, jnp.int32) if y is None else jnp.asarray(y)
-        if y.shape != (n,):
-            raise ValueError(f"y must have shape ({n},) like x's first axis, got {y.shape}")
-        if not jnp.issubdtype(y.dtype, jnp.integer):
-            raise TypeError(f"y must hold integer labels, got dtype {y.dtype}")
-        labeled_mask = _labeled_mask(labeled, n)
-        return cls(x=x, y=y.astype(jnp.int32), labeled=labeled_mask, offset=jnp.int32(0))
+        return cls(
+            x=x,
+            y=_initial_labels(y, n, num_classes),
+            labeled=_labeled_mask(labeled, n),
+            offset=jnp.int32(0),
+        )
 
     @property
     def size(self) -> int:
@@ -72,23 +85,41 @@ class Pool:
         """bool [N]: the points a strategy may select."""
         return ~self.labeled
 
-    def label(self, indices: ArrayLike, labels: ArrayLike) -> Pool:
+    def label(
+        self, indices: ArrayLike, labels: ArrayLike, *, num_classes: int | None = None
+    ) -> Pool:
         """Return a new pool with ``indices`` labeled as ``labels``. Pure; jit-able.
 
         Args:
-            indices: int [K] positions in the pool; entries equal to -1 (unfilled slots of
-                a selection under jit) are ignored.
-            labels: int [K] labels of those points.
+            indices: int [K] positions in the pool, each in [0, N) or -1; -1 (an unfilled
+                slot of a selection under jit) is skipped, with its label.
+            labels: int [K] class indices >= 0 of those points (-1, "unknown", cannot be
+                assigned). A position repeated in ``indices`` must get one label.
+            num_classes: when given, ``labels`` must also be < ``num_classes``.
 
         Returns:
             The new ``Pool``; ``self`` is unchanged.
+
+        Raises:
+            TypeError: ``indices`` or ``labels`` of a non-integer dtype (float, bool,
+                string), also under jit.
+            ValueError: shapes that differ; and when the arrays are concrete (outside
+                ``jax.jit``): an index other than -1 outside [0, N), a negative label (or
+                one >= ``num_classes``), or one index given two different labels. Under
+                jit the values cannot be read: every negative index is skipped and an index
+                >= N is dropped, as the scatter's ``mode="drop"`` does.
         """
-        indices = jnp.asarray(indices)
-        labels = jnp.asarray(labels)
+        num_classes = _checks.optional_positive_int(num_classes, "num_classes")
+        indices = _checks.integer_array(indices, "indices")
+        labels = _checks.integer_array(labels, "labels")
         if indices.shape != labels.shape:
             raise ValueError(
                 f"indices and labels must have one shape, got {indices.shape} and {labels.shape}"
             )
+        if _checks.is_concrete(indices):
+            host_indices = _check_indices(np.asarray(indices).ravel(), self.size)
+            if _checks.is_concrete(labels):
+                _check_new_labels(host_indices, np.asarray(labels).ravel(), num_classes)
         safe = _drop_unfilled(indices, self.size)
         return dataclasses.replace(
             self,
@@ -97,35 +128,120 @@ class Pool:
         )
 
     def mark_labeled(self, indices: ArrayLike) -> Pool:
-        """Return a new pool with ``indices`` (int [K], -1 ignored) in the labeled set.
+        """Return a new pool with ``indices`` (int [K], -1 skipped) in the labeled set.
 
         Their ``y`` is left as it is (-1 until the labels arrive through :meth:`label`).
+        Concrete indices other than -1 must lie in [0, N), as in :meth:`label`.
         """
-        safe = _drop_unfilled(jnp.asarray(indices), self.size)
+        indices = _checks.integer_array(indices, "indices")
+        if _checks.is_concrete(indices):
+            _check_indices(np.asarray(indices).ravel(), self.size)
+        safe = _drop_unfilled(indices, self.size)
         return dataclasses.replace(self, labeled=self.labeled.at[safe].set(True, mode="drop"))
 
 
 def _drop_unfilled(indices: jax.Array, size: int) -> jax.Array:
-    """Map -1 (and any negative index) past the end, so that ``mode='drop'`` skips it."""
+    """Map -1 (and, under jit, any negative index) past the end, so ``mode='drop'`` skips it."""
     return jnp.where(indices < 0, size, indices)
 
 
+def _check_indices(indices: np.ndarray, size: int) -> np.ndarray:
+    """Return concrete ``indices`` [K] unchanged, or raise unless each is -1 or in [0, size)."""
+    bad = indices[(indices != -1) & ((indices < 0) | (indices >= size))]
+    if bad.size:
+        raise ValueError(
+            f"indices must lie in [0, {size}) (the pool's points), or be -1 for an unfilled "
+            f"slot; got {_some(bad)}"
+        )
+    return indices
+
+
+def _check_new_labels(indices: np.ndarray, labels: np.ndarray, num_classes: int | None) -> None:
+    """Raise unless the labels [K] of the filled ``indices`` [K] are valid class indices.
+
+    Slots with index -1 are skipped. A label must be >= 0 (and < ``num_classes`` when
+    given), and a repeated index must carry one label.
+    """
+    filled = indices != -1
+    indices, labels = indices[filled], labels[filled]
+    if not labels.size:
+        return
+    if labels.min() < 0:
+        raise ValueError(
+            "labels must be class indices >= 0 (-1, unknown, cannot be assigned); "
+            f"got {_some(labels[labels < 0])}"
+        )
+    if num_classes is not None and labels.max() >= num_classes:
+        raise ValueError(
+            f"labels must lie in [0, num_classes={num_classes}); "
+            f"got {_some(labels[labels >= num_classes])}"
+        )
+    order = np.argsort(indices, kind="stable")
+    indices, labels = indices[order], labels[order]
+    clash = np.flatnonzero((indices[1:] == indices[:-1]) & (labels[1:] != labels[:-1]))
+    if clash.size:
+        i = clash[0]
+        raise ValueError(
+            f"indices holds {indices[i]} more than once with different labels "
+            f"({labels[i]} and {labels[i + 1]})"
+        )
+
+
+def _some(values: np.ndarray, shown: int = 5) -> str:
+    """A short listing of ``values`` [K], for error messages."""
+    listed = ", ".join(str(v) for v in values[:shown])
+    return listed + (f", ... ({values.size} in all)" if values.size > shown else "")
+
+
+def _initial_labels(y: ArrayLike | None, n: int, num_classes: int | None) -> jax.Array:
+    """``y`` [n] as int32, checked to hold -1 or class indices; all -1 when None."""
+    if y is None:
+        return jnp.full((n,), -1, jnp.int32)
+    y = _checks.integer_array(y, "y")
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) like x's first axis, got {y.shape}")
+    if _checks.is_concrete(y):
+        host = np.asarray(y)
+        if host.min() < -1:
+            raise ValueError(
+                f"y must hold class indices >= 0, or -1 where unknown; got {_some(host[host < -1])}"
+            )
+        if num_classes is not None and host.max() >= num_classes:
+            raise ValueError(
+                f"y must lie in [-1, num_classes={num_classes}); "
+                f"got {_some(host[host >= num_classes])}"
+            )
+    return y.astype(jnp.int32)
+
+
 def _labeled_mask(labeled: ArrayLike | None, n: int) -> jax.Array:
+    """The labeled set as a bool mask [n], from a bool mask [n] or int indices [K]."""
     if labeled is None:
         return jnp.zeros((n,), bool)
-    labeled = jnp.asarray(labeled)
-    if labeled.dtype == jnp.bool_:
+    if not isinstance(labeled, jax.Array):
+        labeled = np.asarray(labeled)
+    if labeled.dtype == np.bool_:
         if labeled.shape != (n,):
             raise ValueError(
                 f"labeled must have shape ({n},) like x's first axis, got {labeled.shape}"
             )
-        return labeled
-    if not jnp.issubdtype(labeled.dtype, jnp.integer) or labeled.ndim != 1:
-        raise TypeError("labeled must be a bool mask [N] or a 1-D array of int indices")
-    if (
-        _checks.is_concrete(labeled)
-        and labeled.size
-        and (int(labeled.min()) < 0 or int(labeled.max()) >= n)
-    ):
-        raise ValueError(f"labeled indices must lie in [0, {n})")
-    return jnp.zeros((n,), bool).at[labeled].set(True)
+        return jnp.asarray(labeled)
+    if labeled.ndim != 1 or not (labeled.size == 0 or jnp.issubdtype(labeled.dtype, jnp.integer)):
+        raise TypeError(
+            "labeled must be a bool mask [N] or a 1-D array of int indices, got dtype "
+            f"{labeled.dtype} and shape {labeled.shape}"
+        )
+    indices = _checks.integer_array(labeled, "labeled")
+    if _checks.is_concrete(indices) and indices.size:
+        host = np.asarray(indices)
+        if host.shape == (n,) and np.all((host == 0) | (host == 1)):
+            raise ValueError(
+                f"labeled is an integer array of length N={n} that holds only 0 and 1: it "
+                "could be a 0/1 mask or indices. Pass a bool mask (labeled.astype(bool)) "
+                "or the indices of the labeled points (np.flatnonzero(mask))"
+            )
+        if host.min() < 0 or host.max() >= n:
+            raise ValueError(
+                f"labeled indices must lie in [0, {n}); got {_some(host[(host < 0) | (host >= n)])}"
+            )
+    return jnp.zeros((n,), bool).at[indices].set(True)

@@ -6,9 +6,11 @@ N points, C classes, S Monte-Carlo (dropout) samples.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import xlogy
+from jax.scipy.special import logsumexp, xlogy
 
 
 def entropy(probs: jax.Array) -> jax.Array:
@@ -58,7 +60,10 @@ def mutual_information(mc_probs: jax.Array) -> jax.Array:
     """BALD: mutual information between the label and the weights, from MC samples.
 
     I = H(mean_s p_s) - mean_s H(p_s), computed as mean_s KL(p_s || mean_s p_s), which has
-    no cancellation between two large entropies, and clipped at 0.
+    no cancellation between two large entropies, and clipped at 0. The log of the mean is
+    taken in log space (:func:`log_mean`), never of the mean itself: a positive
+    probability below S times the smallest normal float has a mean that XLA on CPU flushes
+    to zero, and log 0 there made the KL term infinite.
 
     Args:
         mc_probs: float [S, N, C], S stochastic forward passes, rows sum to 1.
@@ -66,6 +71,23 @@ def mutual_information(mc_probs: jax.Array) -> jax.Array:
     Returns:
         float [N], in [0, log C].
     """
-    mean_probs = jnp.mean(mc_probs, axis=0)
-    divergence = jnp.sum(xlogy(mc_probs, mc_probs) - xlogy(mc_probs, mean_probs), axis=-1)
-    return jnp.maximum(jnp.mean(divergence, axis=0), 0.0)
+    log_mean_probs = log_mean(mc_probs)
+    log_ratio = jnp.log(mc_probs) - log_mean_probs  # <= log S wherever p_s > 0
+    divergence = jnp.mean(jnp.sum(jnp.where(mc_probs == 0, 0.0, mc_probs * log_ratio), axis=-1), 0)
+    return jnp.where(divergence < 0, 0.0, divergence)  # NaN stays NaN (max would drop it)
+
+
+def log_mean(mc_probs: jax.Array) -> jax.Array:
+    """log mean_s p_s = logsumexp_s log p_s - log S, finite wherever some p_s > 0.
+
+    The mean of S probabilities, one of them tiny and the rest zero, can fall below the
+    smallest normal float, where XLA on CPU flushes it to zero; its log in log space keeps
+    the value (about log p_s - log S).
+
+    Args:
+        mc_probs: float [S, ...], probabilities of S Monte-Carlo samples.
+
+    Returns:
+        float [...]: -inf exactly where every sample's probability is 0.
+    """
+    return logsumexp(jnp.log(mc_probs), axis=0) - math.log(mc_probs.shape[0])

@@ -136,7 +136,7 @@ def k_center_greedy(
 def _merge(best_scores, best_index, scores, chunk_labeled, start):
     """Top ``budget`` of the running best and a chunk's unlabeled scores [B]."""
     budget = best_scores.shape[0]
-    ranked = rank_keys(scores, ~chunk_labeled)
+    ranked = rank_keys(scores, ~chunk_labeled & jnp.isfinite(scores))  # as selectors.top_k
     chunk_index = start + jnp.arange(scores.shape[0], dtype=jnp.int32)
     all_scores = jnp.concatenate([best_scores, ranked])
     all_index = jnp.concatenate([best_index, jnp.where(chunk_labeled, -1, chunk_index)])

@@ -183,6 +183,35 @@ def test_random_regularizer_returns_exactly_budget(lam):
     np.testing.assert_array_equal(again, picks)
 
 
+@pytest.mark.parametrize("exact_rows", [1024, 2])
+def test_selector_distinct_when_gradient_norms_underflow(exact_rows):
+    # Points of a saturated model have gradients a (x) u with |a| ~ 1e-20: |a|^2 underflows
+    # in float32 (XLA on CPU flushes it to 0), which once left their gain bounds without
+    # rounding slack. Greedy then found no contender and returned one index again and again.
+    p = random_problem(8, n=40)
+    tiny = np.arange(40) >= 8
+    p["a"] = np.where(tiny[:, None], p["a"] * 1e-20, p["a"])
+    p["candidates"] = np.ones(40, bool)
+    budget = 20
+    picks, gains = run_selector(p, budget, 0.3, exact_rows=exact_rows)
+    picks = np.asarray(picks)
+    assert len(set(picks.tolist())) == budget and picks.min() >= 0
+    ref_picks, ref_gains = glister_reference(
+        p["a"], p["u"], p["candidates"], p["logits"], p["right"], p["labels"],
+        budget, 0.3, p["start"], "none", 0.0,
+    )  # fmt: skip
+    np.testing.assert_array_equal(picks, ref_picks)
+    np.testing.assert_allclose(np.asarray(gains), ref_gains, rtol=1e-3)
+
+
+def test_selector_never_takes_a_nan_gain():
+    # Validation logits of NaN make every gain NaN: no pick is better than another.
+    p = random_problem(9)
+    p["logits"][:] = np.nan
+    picks = np.asarray(run_selector(p, 5, 0.3)[0])
+    np.testing.assert_array_equal(picks, -1)
+
+
 def test_selector_unfillable_slots_are_minus_one():
     p = random_problem(7)
     p["candidates"] = np.arange(40) < 3

@@ -187,3 +187,30 @@ def test_scores_under_jit_match():
         (scores.mutual_information, mc),
     ]:
         np.testing.assert_allclose(np.asarray(jax.jit(fn)(x)), np.asarray(fn(x)), atol=1e-6)
+
+
+def test_mutual_information_finite_when_the_mean_underflows():
+    # One sample gives a class 8.6e-38 (a normal float32), the others 0: the mean over ten
+    # samples, 8.6e-39, is subnormal, and XLA on CPU flushes it to 0. A log of that mean
+    # made the KL term -inf; taken in log space the score is the float64 value.
+    mc = np.zeros((10, 3, 4), np.float32)
+    mc[:, :, 0] = 1.0
+    mc[:5, 1] = [0.0, 1.0, 0.0, 0.0]
+    mc[3, 2] = [1.0 - 0.5, 8.6e-38, 0.5, 0.0]
+    mc[3, 0] = [1.0, 8.6e-38, 0.0, 0.0]
+    for mi in (scores.mutual_information(mc), MUTUAL_INFORMATION(mc)):
+        mi = np.asarray(mi)
+        assert np.all(np.isfinite(mi))
+        np.testing.assert_allclose(mi, ref.mutual_information(mc), atol=ATOL, rtol=1e-5)
+
+
+def test_log_mean_matches_float64_below_the_normal_range():
+    rng = np.random.default_rng(3)
+    probs = (rng.random((6, 50)) * 10.0 ** rng.integers(-45, 0, (6, 50))).astype(np.float32)
+    probs[:, :5] = 0.0
+    probs[0, 5:10] = 1e-37  # mean 1.7e-38 and below: near or under the normal range
+    got = np.asarray(jax.jit(scores.log_mean)(probs))
+    with np.errstate(divide="ignore"):
+        want = np.log(np.asarray(probs, np.float64).mean(axis=0))
+    np.testing.assert_array_equal(got[:5], -np.inf)
+    np.testing.assert_allclose(got[5:], want[5:], rtol=1e-5)

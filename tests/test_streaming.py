@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -85,3 +87,22 @@ def test_streaming_errors(model, params, pool, key):
     nan_x[5, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         streaming.top_k(jaxal.strategies.entropy(model, 3), params, nan_x, key)
+
+
+def test_streaming_never_picks_a_non_finite_score(params, pool, labeled, key):
+    # A model whose logits are NaN for one input: that point is never picked, as in
+    # selectors.top_k under jit (the streamed scores are computed under jit).
+    def apply(p, x, rng):
+        del p, rng
+        logits = x[:, :4] * jnp.where(x[:, :1] > 0.5, jnp.nan, 1.0)
+        return logits, x
+
+    x = np.asarray(pool.x)
+    finite = x[:, 0] <= 0.5
+    usable = int(np.sum(finite & ~labeled))
+    strategy = jaxal.strategies.entropy(jaxal.Model(apply=apply), usable + 2)
+    got = streaming.top_k(strategy, params, x, key, labeled=labeled, chunk_size=25)
+    assert np.all(got[usable:] == -1) and len(set(got[:usable].tolist())) == usable
+    assert np.all(finite[got[:usable]]) and not np.any(labeled[got[:usable]])
+    in_memory = np.asarray(jax.jit(strategy.select)(params, pool, key))
+    np.testing.assert_array_equal(got, in_memory)

@@ -218,7 +218,9 @@ def glister_with_gains(
     # products and the softmax over the C classes run fastest that way.
     u_t, a_t, right_t = u.T, a.T, right.T  # [R, N], [C, N], [R, V]
     target_t = target.T  # [C, V]
-    norms = jnp.sqrt(points_sq)  # ||g_e|| = |a_e| |u_e|
+    # ||g_e|| = |a_e| |u_e| without squaring: on a saturated model |a_e|^2 underflows
+    # (and XLA on CPU flushes it to zero), which left such points' bounds without slack.
+    norms = _row_norms(a) * _row_norms(u)
     rows = min(n, exact_rows)
 
     def taylor_all(gval):
@@ -243,13 +245,15 @@ def glister_with_gains(
         upper = jnp.where(available, upper, -jnp.inf)
         probe = jnp.argmax(upper)
         floor = taylor_at(gval, probe[None])[0] + reg_now[probe]
-        contenders = available & (upper >= floor)
+        # The probe always contends (its bound can fall below its exact gain by rounding);
+        # a NaN bound is no bound.
+        contenders = available & ((upper >= floor) | jnp.isnan(upper) | (jnp.arange(n) == probe))
 
         def exact_few(_):
             index = jnp.nonzero(contenders, size=rows, fill_value=n)[0]
             safe = jnp.minimum(index, n - 1)
             taylor = taylor_at(gval, safe)
-            gains = jnp.where(index < n, taylor + reg_now[safe], -jnp.inf)
+            gains = _nan_lowest(jnp.where(index < n, taylor + reg_now[safe], -jnp.inf))
             j = jnp.argmax(gains)  # index is ascending: ties go to the lowest
             last_ = last.at[index].set(taylor, mode="drop")
             stamp_ = stamp.at[index].set(drift, mode="drop")
@@ -257,7 +261,7 @@ def glister_with_gains(
 
         def exact_all(_):
             taylor = taylor_all(gval)
-            gains = jnp.where(available, taylor + reg_now, -jnp.inf)
+            gains = _nan_lowest(jnp.where(available, taylor + reg_now, -jnp.inf))
             best = jnp.argmax(gains).astype(jnp.int32)
             return best, gains[best], taylor, jnp.full_like(stamp, drift)
 
@@ -275,7 +279,8 @@ def glister_with_gains(
         best, gain, last, stamp = pick(
             gval, available, (last, stamp, drift, top_norm), regularize.gain(extra)
         )
-        any_left = jnp.any(available)
+        # A non-finite gain is never taken: once only such points are left, slots are -1.
+        any_left = jnp.any(available) & jnp.isfinite(gain)
         index = jnp.where(any_left, best, -1)
         safe = jnp.maximum(index, 0)
         along = jnp.matmul(u[safe], right_t, precision=_HIGHEST)  # [V]: u_e* . s_v
@@ -327,6 +332,19 @@ def _validation_gradient(residual_t: jax.Array, right: jax.Array) -> jax.Array:
         return jnp.matmul(residual_t, right, precision=_HIGHEST)
     head = jnp.matmul(residual_t[:-1], right, precision=_HIGHEST)
     return jnp.concatenate([head, -jnp.sum(head, axis=0, keepdims=True)])
+
+
+def _row_norms(x: jax.Array) -> jax.Array:
+    """float [M]: the Euclidean norm of each row of [M, K], scaled by the row's largest
+    magnitude first so that tiny rows do not underflow to 0."""
+    scale = jnp.max(jnp.abs(x), axis=1, keepdims=True)
+    safe = jnp.where(scale > 0, scale, 1.0)
+    return scale[:, 0] * jnp.sqrt(jnp.sum((x / safe) ** 2, axis=1))
+
+
+def _nan_lowest(gains: jax.Array) -> jax.Array:
+    """``gains`` with NaN replaced by -inf, so that argmax never prefers it."""
+    return jnp.where(jnp.isnan(gains), -jnp.inf, gains)
 
 
 def _sum_rows(x: jax.Array) -> jax.Array:

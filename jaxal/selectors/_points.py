@@ -8,7 +8,7 @@ O(C + D) instead of O(C * D).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,29 @@ def sq_norms(points: Points) -> jax.Array:
     if isinstance(points, OuterProduct):
         return _row_sq(points.left) * _row_sq(points.right)
     return _row_sq(points)
+
+
+def finite_rows(points: Points) -> jax.Array:
+    """bool [N]: True where every entry of the point is finite (both factors of an
+    ``OuterProduct``)."""
+    if isinstance(points, OuterProduct):
+        return finite_rows(points.left) & finite_rows(points.right)
+    return jnp.all(jnp.isfinite(points.reshape(points.shape[0], -1)), axis=1)
+
+
+PointsT = TypeVar("PointsT", jax.Array, OuterProduct)
+
+
+def zero_rows(points: PointsT, keep: jax.Array) -> PointsT:
+    """The points with every row outside ``keep`` (bool [N]) set to zero, same layout."""
+    if isinstance(points, OuterProduct):
+        return OuterProduct(_zero_rows(points.left, keep), _zero_rows(points.right, keep))
+    return _zero_rows(points, keep)
+
+
+def _zero_rows(array: jax.Array, keep: jax.Array) -> jax.Array:
+    mask = keep.reshape(keep.shape + (1,) * (array.ndim - 1))
+    return jnp.where(mask, array, jnp.zeros((), array.dtype))
 
 
 def gather(points: Points, indices: jax.Array) -> Points:

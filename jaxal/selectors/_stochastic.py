@@ -66,8 +66,13 @@ def stochastic_top_k(
         mode, beta: see :func:`log_weights`.
 
     Returns:
-        int32 [budget], distinct candidates in draw order; -1 where too few candidates.
+        int32 [budget], distinct candidates in draw order; -1 where too few candidates
+        with a finite score exist (a NaN or infinite score is never drawn).
     """
-    logs = log_weights(scores, candidates, mode, beta)
+    usable = candidates & jnp.isfinite(scores)
+    logs = log_weights(scores, usable, mode, beta)
     perturbed = logs + jax.random.gumbel(key, logs.shape, jnp.float32)
-    return top_k(perturbed, candidates, budget)
+    # Weight 0 (log -inf) comes after every positive weight, ties to the lower index; a
+    # weight beyond float32 ties with the largest.
+    finite = jnp.finfo(jnp.float32)
+    return top_k(jnp.clip(perturbed, finite.min, finite.max), usable, budget)

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 def top_k(scores: jax.Array, candidates: jax.Array, budget: int) -> jax.Array:
     """The ``budget`` candidates with the highest scores, best first.
 
-    Ties go to the lower index (a stable descending sort, as DISTIL). NaN and -inf scores
-    rank below every finite score (tied with each other) and above every non-candidate.
+    Ties go to the lower index (a stable descending sort, as DISTIL). A candidate whose
+    score is NaN or infinite is never picked: slots that only such points could fill
+    are -1 (outside ``jit`` the strategies raise on non-finite scores before this).
 
     Args:
         scores: float [N].
@@ -18,12 +19,13 @@ def top_k(scores: jax.Array, candidates: jax.Array, budget: int) -> jax.Array:
         budget: Python int, 1 <= budget <= N.
 
     Returns:
-        int32 [budget]: distinct candidate indices; slots beyond the number of candidates
-        are -1.
+        int32 [budget]: distinct candidate indices with finite scores; slots beyond their
+        number are -1.
     """
     n = scores.shape[0]
     if not 1 <= budget <= n:
         raise ValueError(f"budget must be in [1, {n}] (the pool size), got {budget}")
+    candidates = candidates & jnp.isfinite(scores)
     _, indices = jax.lax.top_k(rank_keys(scores, candidates), budget)
     filled = jnp.arange(budget) < jnp.sum(candidates)
     return jnp.where(filled, indices, -1).astype(jnp.int32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -9,8 +10,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxal import _checks
+from jaxal.model import Model
 from jaxal.pool import Pool
 from jaxal.selectors import top_k
+from jaxal.selectors._points import PointsT, finite_rows, zero_rows
 
 SelectFn = Callable[..., jax.Array]
 ScoreFn = Callable[..., jax.Array | None]
@@ -52,9 +55,75 @@ class Strategy(NamedTuple):
             raise AttributeError(f"strategy {self.name!r} has no attribute {item!r}") from None
 
 
-def check_common(budget: object, batch_size: object) -> tuple[int, int]:
-    """Validate the two hyperparameters every factory takes; return them as ints."""
+def make_strategy(
+    name: str,
+    budget: int,
+    hparams: Mapping[str, Any],
+    select: SelectFn,
+    score: ScoreFn,
+    inputs: tuple[str, ...] = (),
+) -> Strategy:
+    """A :class:`Strategy` whose ``select`` and ``score`` first check their arguments:
+    ``pool`` a :class:`jaxal.Pool` and ``key`` one PRNG key (TypeError / ValueError naming
+    the argument, at trace time)."""
+    return Strategy(name, budget, dict(hparams), _checked(select), _checked(score), inputs)
+
+
+def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def call(params: Any, pool: Pool, key: jax.Array, **inputs: Any) -> Any:
+        if not isinstance(pool, Pool):
+            raise TypeError(
+                f"pool must be a jaxal.Pool (jaxal.Pool.create(x, ...)), got {type(pool).__name__}"
+            )
+        _checks.prng_key(key, "key")
+        return fn(params, pool, key, **inputs)
+
+    return call
+
+
+def check_common(
+    model: object, budget: object, batch_size: object, *, needs_model: bool = True
+) -> tuple[int, int]:
+    """Validate what every factory takes; return ``budget`` and ``batch_size`` as ints.
+
+    Raises:
+        TypeError: ``model`` is not a :class:`jaxal.Model` (a bare Flax module names
+            ``jaxal.from_flax``), or is None where the strategy runs the model.
+    """
+    check_model(model, needs_model=needs_model)
     return _checks.positive_int(budget, "budget"), _checks.positive_int(batch_size, "batch_size")
+
+
+def check_model(model: object, *, needs_model: bool = True) -> None:
+    """Raise a TypeError unless ``model`` is a :class:`jaxal.Model` (or None where
+    ``needs_model`` is False)."""
+    if isinstance(model, Model) or (model is None and not needs_model):
+        return
+    if model is None:
+        raise TypeError("model is None, but this strategy runs the model: pass a jaxal.Model")
+    from flax import linen, nnx
+
+    hint = ""
+    if isinstance(model, linen.Module | nnx.Module):
+        hint = " (wrap a Flax module with jaxal.from_flax(module))"
+    raise TypeError(f"model must be a jaxal.Model{hint}, got {type(model).__name__}")
+
+
+def finite_points(candidates: jax.Array, *points: PointsT) -> tuple[jax.Array, list[PointsT]]:
+    """The contract for non-finite values under ``jit``: a point with a NaN or infinite
+    entry in any of ``points`` is no candidate, and its rows become zeros so that sums and
+    distances over the pool stay finite.
+
+    Args:
+        candidates: bool [N].
+        points: arrays [N, ...] or ``OuterProduct`` factors, rows = the pool's points.
+
+    Returns:
+        (candidates & finite: bool [N], the points with non-finite rows zeroed).
+    """
+    finite = functools.reduce(jnp.logical_and, [finite_rows(p) for p in points])
+    return candidates & finite, [zero_rows(p, finite) for p in points]
 
 
 def candidates_for(pool: Pool, budget: int) -> jax.Array:
@@ -100,4 +169,4 @@ def scored_strategy(
         candidates = candidates_for(pool, budget)
         return top_k(score(params, pool, key), candidates, budget)
 
-    return Strategy(name, budget, dict(hparams), select, score)
+    return make_strategy(name, budget, hparams, select, score)

@@ -61,7 +61,7 @@ def deepfool(
         A :class:`jaxal.strategies.Strategy` with a per-point ``score`` [N]. Inputs [N, ...]
         of any rank.
     """
-    budget, batch_size = check_common(budget, batch_size)
+    budget, batch_size = check_common(model, budget, batch_size)
     max_iter = _checks.positive_int(max_iter, "max_iter")
     overshoot = _checks.nonnegative_float(overshoot, "overshoot")
     num_classes = attacks.check_num_classes(num_classes)
@@ -104,7 +104,7 @@ def bim(
         A :class:`jaxal.strategies.Strategy` with a per-point ``score`` [N]. Inputs [N, ...]
         of any rank.
     """
-    budget, batch_size = check_common(budget, batch_size)
+    budget, batch_size = check_common(model, budget, batch_size)
     eps = _checks.positive_float(eps, "eps")
     max_iter = _checks.positive_int(max_iter, "max_iter")
     attack = functools.partial(attacks.bim, eps=eps, max_iter=max_iter)
@@ -126,7 +126,9 @@ def flip_rank_score(sq_norm: jax.Array, flipped: jax.Array, candidates: jax.Arra
     """
     sq_norm = sq_norm.astype(jnp.float32)
     largest = jnp.max(jnp.where(flipped & candidates, sq_norm, 0.0), initial=0.0)
-    unflipped = jnp.minimum(2.0 * largest + 1.0 + sq_norm, jnp.finfo(jnp.float32).max)
+    unflipped = 2.0 * largest + 1.0 + sq_norm
+    top = jnp.finfo(jnp.float32).max
+    unflipped = jnp.where(unflipped > top, top, unflipped)  # NaN stays NaN: never picked
     return jnp.where(flipped, -sq_norm, -unflipped)
 
 

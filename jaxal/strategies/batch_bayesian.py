@@ -14,8 +14,11 @@ from jaxal.strategies._base import (
     Strategy,
     candidates_for,
     check_common,
+    finite_points,
+    make_strategy,
     no_score,
 )
+from jaxal.strategies.uncertainty import mc_sample_count, require_varied_samples
 
 
 def batchbald(
@@ -51,9 +54,9 @@ def batchbald(
 
     Args:
         model: the :class:`jaxal.Model`; it needs dropout (or ``head``) for the S samples
-            to differ.
+            to differ (outside ``jit``, samples that agree for every point raise).
         budget: points per selection.
-        mc_samples: S >= 1 MC-dropout samples (DISTIL's n_drop; default 20).
+        mc_samples: S >= 2 MC-dropout samples (DISTIL's n_drop; default 20).
         max_configurations: M >= S, rows of the joint label table (DISTIL's n_samples,
             default 1000).
         chunk_size: candidates scored at a time in each greedy step.
@@ -63,8 +66,8 @@ def batchbald(
         A :class:`jaxal.strategies.Strategy` named ``"batchbald"`` whose ``select`` returns
         int32 [budget] in pick order and whose ``score`` is None (no per-point score).
     """
-    budget, batch_size = check_common(budget, batch_size)
-    mc_samples = _checks.positive_int(mc_samples, "mc_samples")
+    budget, batch_size = check_common(model, budget, batch_size)
+    mc_samples = mc_sample_count(mc_samples, "batchbald")
     max_configurations = _checks.positive_int(max_configurations, "max_configurations")
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
     if max_configurations < mc_samples:
@@ -82,13 +85,18 @@ def batchbald(
             mc_key,
             mc_samples,
             batch_size,
-            lambda probs: jnp.swapaxes(probs, 0, 1),  # [B, S, C]: per point
+            lambda logits: jnp.swapaxes(logits, 0, 1),  # [B, S, C]: per point
             pool.offset,
             consistent=True,  # sample s is one network for every point: a joint over points
+            logits=True,
         )
-        _checks.finite(by_point, "MC-dropout probabilities")
+        _checks.finite(by_point, "MC-dropout logits")
+        require_varied_samples(
+            jnp.max(jnp.abs(by_point - by_point[:, :1]), axis=(1, 2)), "batchbald"
+        )
+        candidates, (by_point,) = finite_points(candidates, by_point)
         return batchbald_selector(
-            jnp.swapaxes(by_point, 0, 1),
+            jax.nn.softmax(jnp.swapaxes(by_point, 0, 1), axis=-1),
             candidates,
             budget,
             sample_key,
@@ -102,4 +110,4 @@ def batchbald(
         "chunk_size": chunk_size,
         "batch_size": batch_size,
     }
-    return Strategy("batchbald", budget, hparams, select, no_score)
+    return make_strategy("batchbald", budget, hparams, select, no_score)

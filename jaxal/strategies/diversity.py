@@ -15,6 +15,8 @@ from jaxal.strategies._base import (
     Strategy,
     candidates_for,
     check_common,
+    finite_points,
+    make_strategy,
     no_score,
 )
 
@@ -27,14 +29,14 @@ def random(model: Model | None, budget: int, *, batch_size: int = DEFAULT_BATCH_
         budget: points per selection.
         batch_size: unused; accepted like every factory.
     """
+    budget, batch_size = check_common(model, budget, batch_size, needs_model=False)
     del model
-    budget, batch_size = check_common(budget, batch_size)
 
     def select(params, pool, key):
         del params
         return selectors.random_subset(candidates_for(pool, budget), budget, key)
 
-    return Strategy("random", budget, {"batch_size": batch_size}, select, no_score)
+    return make_strategy("random", budget, {"batch_size": batch_size}, select, no_score)
 
 
 def coreset(
@@ -57,19 +59,20 @@ def coreset(
         chunk_size: labeled points per distance block (small blocks keep the [N, chunk]
             distances in cache: 128 measured fastest here).
     """
-    budget, batch_size = check_common(budget, batch_size)
+    budget, batch_size = check_common(model, budget, batch_size)
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
 
     def select(params, pool, key):
         candidates = candidates_for(pool, budget)
         _, embeddings = forward(model, params, pool.x, batch_size)
         _checks.finite(embeddings, "embeddings")
-        return selectors.k_center_greedy(
-            embeddings, candidates, pool.labeled, budget, key, chunk_size
-        )
+        # Non-finite points are neither picked nor counted as covering others.
+        labeled, _ = finite_points(pool.labeled, embeddings)
+        candidates, (embeddings,) = finite_points(candidates, embeddings)
+        return selectors.k_center_greedy(embeddings, candidates, labeled, budget, key, chunk_size)
 
     hparams = {"batch_size": batch_size, "chunk_size": chunk_size}
-    return Strategy("coreset", budget, hparams, select, no_score)
+    return make_strategy("coreset", budget, hparams, select, no_score)
 
 
 def badge(
@@ -101,27 +104,32 @@ def badge(
             (``"params/Dense_1/kernel"``) or a substring of it.
         batch_size: points per forward pass.
     """
-    budget, batch_size = check_common(budget, batch_size)
+    budget, batch_size = check_common(model, budget, batch_size)
     _checks.one_of(embedding, (*GRADIENT_EMBEDDINGS, "params"), "embedding")
     if (embedding == "params") != (params_filter is not None):
         raise ValueError("params_filter is required with embedding='params' and only there")
 
-    def gradients(params, x):
+    def gradients(params, x, candidates):
+        """(gradient embeddings, the candidates whose model outputs are finite)."""
         if embedding == "params":
-            return parameter_gradients(model, params, x, batch_size, params_filter)
+            grads = parameter_gradients(model, params, x, batch_size, params_filter)
+            _checks.finite(grads, "per-example gradients")
+            candidates, (grads,) = finite_points(candidates, grads)
+            return grads, candidates
         logits, features = forward(model, params, x, batch_size)
         _checks.finite(logits, "logits")
         _checks.finite(features, "embeddings")
-        return gradient_embedding(logits, features, embedding)
+        # The logits themselves decide: XLA may soften a NaN row inside the softmax.
+        candidates, (logits, features) = finite_points(candidates, logits, features)
+        return gradient_embedding(logits, features, embedding), candidates
 
     def select(params, pool, key):
-        candidates = candidates_for(pool, budget)
-        points = gradients(params, pool.x)
+        points, candidates = gradients(params, pool.x, candidates_for(pool, budget))
         uniforms = jax.random.uniform(key, (budget,))
         return selectors.kmeans_plusplus(points, candidates, uniforms, first="max_norm")
 
     hparams = {"embedding": embedding, "params_filter": params_filter, "batch_size": batch_size}
-    return Strategy("badge", budget, hparams, select, no_score)
+    return make_strategy("badge", budget, hparams, select, no_score)
 
 
 def kmeans(
@@ -150,8 +158,10 @@ def kmeans(
         tol: stop when an iteration lowers the inertia by less than this fraction.
         batch_size: points per forward pass.
     """
-    budget, batch_size = check_common(budget, batch_size)
     _checks.one_of(representation, ("embedding", "raw"), "representation")
+    budget, batch_size = check_common(
+        model, budget, batch_size, needs_model=representation != "raw"
+    )
     n_init = _checks.positive_int(n_init, "n_init")
     max_iter = _checks.positive_int(max_iter, "max_iter")
     tol = _checks.nonnegative_float(tol, "tol")
@@ -165,6 +175,7 @@ def kmeans(
         candidates = candidates_for(pool, budget)
         points = features(params, pool.x)
         _checks.finite(points, "embeddings")
+        candidates, (points,) = finite_points(candidates, points)
         return selectors.kmeans(
             points, candidates, budget, key, n_init=n_init, max_iter=max_iter, tol=tol
         )
@@ -176,4 +187,4 @@ def kmeans(
         "tol": tol,
         "batch_size": batch_size,
     }
-    return Strategy("kmeans", budget, hparams, select, no_score)
+    return make_strategy("kmeans", budget, hparams, select, no_score)

@@ -27,7 +27,15 @@ from jaxal import _checks, selectors
 from jaxal.model import GRADIENT_EMBEDDINGS, Model, forward, gradient_embedding
 from jaxal.pool import Pool
 from jaxal.selectors import CG_FUNCTIONS, CMI_FUNCTIONS, INFORMATION_MEASURES, MI_FUNCTIONS
-from jaxal.strategies._base import DEFAULT_BATCH_SIZE, Strategy, candidates_for, no_score
+from jaxal.strategies._base import (
+    DEFAULT_BATCH_SIZE,
+    Strategy,
+    candidates_for,
+    check_common,
+    finite_points,
+    make_strategy,
+    no_score,
+)
 
 REPRESENTATIONS = ("gradient", "embedding")
 
@@ -221,8 +229,7 @@ def _information_strategy(
     measure_hparams: dict[str, float],
     batch_size: int,
 ) -> Strategy:
-    budget = _checks.positive_int(budget, "budget")
-    batch_size = _checks.positive_int(batch_size, "batch_size")
+    budget, batch_size = check_common(model, budget, batch_size)
     _checks.one_of(function, functions, "function")
     _checks.one_of(representation, REPRESENTATIONS, "representation")
     _checks.one_of(gradient, GRADIENT_EMBEDDINGS, "gradient")
@@ -245,6 +252,7 @@ def _information_strategy(
         logits, embeddings = forward(model, params, pool.x, batch_size)
         _checks.finite(logits, "logits")
         _checks.finite(embeddings, "embeddings")
+        candidates, (logits, embeddings) = finite_points(candidates, logits, embeddings)
         points: dict[str, Any] = {"pool": _points(logits, embeddings, None)}
         for set_name in sets:
             x, y = _labeled_set(pool, inputs, set_name, logits.shape[-1])
@@ -282,7 +290,7 @@ def _information_strategy(
         **measure_hparams,
         "batch_size": batch_size,
     }
-    return Strategy(name, budget, hparams, select, no_score, input_names)
+    return make_strategy(name, budget, hparams, select, no_score, input_names)
 
 
 def _check_input_names(name: str, inputs: dict[str, Any], expected: tuple[str, ...]) -> None:

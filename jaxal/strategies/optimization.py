@@ -18,11 +18,13 @@ from jaxal.model import GRADIENT_EMBEDDINGS, Model, forward, gradient_embedding
 from jaxal.pool import Pool
 from jaxal.selectors._glister import REGULARIZERS, greedy_count
 from jaxal.selectors._gradmatch import points_sum
+from jaxal.selectors._points import finite_rows, zero_rows
 from jaxal.strategies._base import (
     DEFAULT_BATCH_SIZE,
     Strategy,
     candidates_for,
     check_common,
+    make_strategy,
     no_score,
 )
 
@@ -76,7 +78,7 @@ def glister(
             ``"bias"`` (the simulated step then moves those parameters only).
         batch_size: points per forward pass.
     """
-    budget, batch_size = check_common(budget, batch_size)
+    budget, batch_size = check_common(model, budget, batch_size)
     lr = _checks.positive_float(lr, "lr")
     _checks.one_of(regularizer, REGULARIZERS, "regularizer")
     _checks.one_of(gradient, GRADIENT_EMBEDDINGS, "gradient")
@@ -93,14 +95,15 @@ def glister(
     def select(params, pool, key, validation_x=None, validation_y=None):
         candidates = candidates_for(pool, budget)
         validation = _validation(model, params, pool, validation_x, validation_y, batch_size)
-        logits, hidden = _forward(model, params, pool.x, batch_size)
+        logits, hidden, finite = _finite_forward(model, params, pool.x, batch_size)
+        candidates = candidates & finite
         known = pool.labeled & (pool.y >= 0)
         _checks.labels_in_range(
             jnp.where(known, pool.y, 0), logits.shape[1], "pool.y (the labeled points' labels)"
         )
         labels = jnp.where(known, pool.y, jnp.argmax(logits, axis=1)).astype(jnp.int32)
-        pool_gradients = gradient_embedding(logits, hidden, gradient)
-        at_labels = _at_labels(logits, hidden, gradient, labels)
+        pool_gradients = zero_rows(gradient_embedding(logits, hidden, gradient), finite)
+        at_labels = zero_rows(_at_labels(logits, hidden, gradient, labels), finite)
         start = points_sum(at_labels, pool.labeled.astype(at_labels.left.dtype))
         if validation is None:
             val_logits, val_right, val_labels = logits, at_labels.right, labels
@@ -128,7 +131,7 @@ def glister(
         "gradient": gradient,
         "batch_size": batch_size,
     }
-    return Strategy("glister", budget, hparams, select, no_score, VALIDATION_INPUTS)
+    return make_strategy("glister", budget, hparams, select, no_score, VALIDATION_INPUTS)
 
 
 def gradmatch(
@@ -173,7 +176,7 @@ def gradmatch(
             (N / n_b) * b (``"pool"``).
         batch_size: points per forward pass.
     """
-    budget, batch_size = check_common(budget, batch_size)
+    budget, batch_size = check_common(model, budget, batch_size)
     _checks.one_of(gradient, GRADIENT_EMBEDDINGS, "gradient")
     if not isinstance(weighted, bool):
         raise TypeError(f"weighted must be a bool, got {type(weighted).__name__}")
@@ -184,8 +187,9 @@ def gradmatch(
     def select(params, pool, key, validation_x=None, validation_y=None):
         candidates = candidates_for(pool, budget)
         validation = _validation(model, params, pool, validation_x, validation_y, batch_size)
-        logits, hidden = _forward(model, params, pool.x, batch_size)
-        points = gradient_embedding(logits, hidden, gradient)
+        logits, hidden, finite = _finite_forward(model, params, pool.x, batch_size)
+        candidates = candidates & finite
+        points = zero_rows(gradient_embedding(logits, hidden, gradient), finite)
         unlabeled = jnp.sum(candidates).astype(points.left.dtype)
         if validation is None:
             target = points_sum(points, candidates.astype(points.left.dtype))
@@ -210,7 +214,7 @@ def gradmatch(
         "target_scale": target_scale,
         "batch_size": batch_size,
     }
-    return Strategy("gradmatch", budget, hparams, select, no_score, VALIDATION_INPUTS)
+    return make_strategy("gradmatch", budget, hparams, select, no_score, VALIDATION_INPUTS)
 
 
 def _forward(model: Model, params: Any, x: jax.Array, batch_size: int):
@@ -218,6 +222,15 @@ def _forward(model: Model, params: Any, x: jax.Array, batch_size: int):
     _checks.finite(logits, "logits")
     _checks.finite(hidden, "embeddings")
     return logits, hidden
+
+
+def _finite_forward(model: Model, params: Any, x: jax.Array, batch_size: int):
+    """(logits [N, C], embeddings [N, D], finite bool [N]): the forward pass with the rows
+    of non-finite points zeroed (outside ``jit`` those raise instead); their gradients are
+    zeroed too, so they neither contend nor move a sum."""
+    logits, hidden = _forward(model, params, x, batch_size)
+    finite = finite_rows(logits) & finite_rows(hidden)
+    return zero_rows(logits, finite), zero_rows(hidden, finite), finite
 
 
 def _at_labels(

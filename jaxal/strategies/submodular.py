@@ -13,10 +13,17 @@ import jax
 import jax.numpy as jnp
 
 from jaxal import _checks, scores, selectors
-from jaxal.model import Model, forward, gradient_embedding
+from jaxal.model import Model, forward, gradient_embedding, softmax
 from jaxal.pool import Pool
 from jaxal.selectors import OuterProduct
-from jaxal.strategies._base import DEFAULT_BATCH_SIZE, Strategy, candidates_for, check_common
+from jaxal.strategies._base import (
+    DEFAULT_BATCH_SIZE,
+    Strategy,
+    candidates_for,
+    check_common,
+    finite_points,
+    make_strategy,
+)
 from jaxal.strategies._base import no_score as _no_score
 
 UNCERTAINTY = {
@@ -81,8 +88,10 @@ def submodular(
             based, whose features are the representation min-max scaled to [0, 1] per
             column, as DISTIL).
     """
-    budget, batch_size = check_common(budget, batch_size)
     _checks.one_of(representation, REPRESENTATIONS, "representation")
+    budget, batch_size = check_common(
+        model, budget, batch_size, needs_model=representation != "raw"
+    )
     make_fn = _function_factory(function, metric, optimizer, function_hparams)
     epsilon = _checks.positive_float(epsilon, "epsilon")
     represented = _checks.optional_positive_int(represented, "represented")
@@ -95,7 +104,9 @@ def submodular(
 
     def select(params: Any, pool: Pool, key: jax.Array) -> jax.Array:
         candidates = candidates_for(pool, budget)
-        points = _representation(model, params, pool.x, representation, batch_size)
+        points, candidates = _representation(
+            model, params, pool.x, representation, batch_size, candidates
+        )
         if represented is None and pool.size <= max_dense and not on_the_fly:
             kernel = selectors.similarity_kernel(points, metric=metric)
             fn = make_fn(kernel, candidates, symmetric=True)
@@ -121,7 +132,7 @@ def submodular(
         "batch_size": batch_size,
         **function_hparams,
     }
-    return Strategy("submodular", budget, hparams, select, _no_score)
+    return make_strategy("submodular", budget, hparams, select, _no_score)
 
 
 def fass(
@@ -155,7 +166,7 @@ def fass(
     Returns:
         A :class:`Strategy` whose picks are always among the filtered points.
     """
-    budget, batch_size = check_common(budget, batch_size)
+    budget, batch_size = check_common(model, budget, batch_size)
     top_n = _checks.positive_int(top_n, "top_n")
     _checks.one_of(uncertainty, tuple(UNCERTAINTY), "uncertainty")
     make_fn = _function_factory(function, metric, optimizer, function_hparams)
@@ -166,7 +177,8 @@ def fass(
         logits, embeddings = forward(model, params, pool.x, batch_size)
         _checks.finite(logits, "logits")
         _checks.finite(embeddings, "embeddings")
-        uncertain = measure(jax.nn.softmax(logits, axis=-1))
+        candidates, (logits, embeddings) = finite_points(candidates, logits, embeddings)
+        uncertain = measure(softmax(logits))
         filtered = selectors.top_k(uncertain, candidates, min(top_n * budget, pool.size))
         kept = filtered >= 0
         local = embeddings[jnp.maximum(filtered, 0)]
@@ -183,7 +195,7 @@ def fass(
         "batch_size": batch_size,
         **function_hparams,
     }
-    return Strategy("fass", budget, hparams, select, _no_score)
+    return make_strategy("fass", budget, hparams, select, _no_score)
 
 
 def _function_factory(function, metric, optimizer, function_hparams):
@@ -230,12 +242,19 @@ def _min_max_scaled(features: jax.Array) -> jax.Array:
     return jnp.where(span > 0, (features - low) / jnp.where(span > 0, span, 1.0), 0.0)
 
 
-def _representation(model, params, x, representation, batch_size):
+def _representation(model, params, x, representation, batch_size, candidates):
+    """(points of the pool in ``representation``, the candidates whose points are finite;
+    non-finite rows zeroed)."""
     if representation == "raw":
-        return x.reshape(x.shape[0], -1).astype(jnp.float32)
+        points = x.reshape(x.shape[0], -1).astype(jnp.float32)
+        _checks.finite(points, "x")
+        candidates, (points,) = finite_points(candidates, points)
+        return points, candidates
     logits, embeddings = forward(model, params, x, batch_size)
     _checks.finite(embeddings, "embeddings")
     if representation == "embedding":
-        return embeddings
+        candidates, (embeddings,) = finite_points(candidates, embeddings)
+        return embeddings, candidates
     _checks.finite(logits, "logits")
-    return gradient_embedding(logits, embeddings, "linear")
+    candidates, (logits, embeddings) = finite_points(candidates, logits, embeddings)
+    return gradient_embedding(logits, embeddings, "linear"), candidates

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jaxal import _checks, scores
 from jaxal.model import Model, mc_map, probability_map
@@ -26,7 +27,7 @@ def _probability_strategy(
         mc_samples: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Strategy:
-        budget, batch_size = check_common(budget, batch_size)
+        budget, batch_size = check_common(model, budget, batch_size)
         mc_samples = _checks.optional_positive_int(mc_samples, "mc_samples")
 
         def raw_score(params: Any, pool, key):
@@ -77,19 +78,62 @@ def bald(
 
     Args:
         model: the :class:`jaxal.Model`; it needs dropout (or ``head``) for S samples to
-            differ.
+            differ: outside ``jit``, samples whose logits are identical for every point
+            raise a ValueError (the mutual information would be 0 everywhere).
         budget: points per selection.
-        mc_samples: S >= 1 (DISTIL's n_drop, default 10).
+        mc_samples: S >= 2 (DISTIL's n_drop, default 10).
         batch_size: points per forward pass.
     """
-    budget, batch_size = check_common(budget, batch_size)
-    mc_samples = _checks.positive_int(mc_samples, "mc_samples")
+    budget, batch_size = check_common(model, budget, batch_size)
+    mc_samples = mc_sample_count(mc_samples, "bald")
 
     def raw_score(params, pool, key):
-        return _mc_scores(
-            model, params, pool, key, mc_samples, batch_size, scores.mutual_information
+        information, spread = mc_map(
+            model,
+            params,
+            pool.x,
+            key,
+            mc_samples,
+            batch_size,
+            information_and_spread,
+            pool.offset,
+            logits=True,
         )
+        require_varied_samples(spread, "bald")
+        return information
 
     return scored_strategy(
         "bald", budget, {"mc_samples": mc_samples, "batch_size": batch_size}, raw_score
     )
+
+
+def mc_sample_count(mc_samples: object, name: str) -> int:
+    """``mc_samples`` as an int >= 2: one sample has no spread, so the mutual information of
+    the label and the weights is 0 for every point."""
+    count = _checks.positive_int(mc_samples, "mc_samples")
+    if count < 2:
+        raise ValueError(
+            f"{name} needs mc_samples >= 2: with one MC-dropout sample the mutual "
+            "information is 0 for every point"
+        )
+    return count
+
+
+def information_and_spread(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(BALD score [B], spread [B]) of MC logits [S, B, C]; the spread is the largest
+    difference between a sample's logits and the first sample's (0: the samples agree)."""
+    information = scores.mutual_information(jax.nn.softmax(logits, axis=-1))
+    return information, jnp.max(jnp.abs(logits - logits[:1]), axis=(0, 2))
+
+
+def require_varied_samples(spread: jax.Array, name: str) -> None:
+    """Outside ``jit``, raise a ValueError when the MC samples agree for every point
+    (``spread`` float [N] all 0): the model's stochastic pass ignores its rng."""
+    if _checks.is_concrete(spread) and not bool(jnp.any(spread != 0)):
+        raise ValueError(
+            f"{name}: the MC-dropout samples are identical for every point, so the mutual "
+            "information is 0 everywhere. The model's stochastic pass ignores its rng (no "
+            "dropout, or dropout only on units that are all zero): give it dropout (a "
+            "Dropout layer under jaxal.from_flax, or jaxal.Model(apply, head=..., "
+            "head_dropout=...))"
+        )

@@ -12,7 +12,7 @@ from jaxal import _checks, selectors
 from jaxal.model import Model
 from jaxal.pool import Pool
 from jaxal.strategies import _registry
-from jaxal.strategies._base import Strategy, candidates_for, no_score
+from jaxal.strategies._base import Strategy, candidates_for, make_strategy, no_score
 
 
 def stochastic(
@@ -67,7 +67,7 @@ def stochastic(
         )
 
     hparams = {**inner.hparams, "mode": mode, "beta": beta, "strategy": inner.name, "base": inner}
-    return Strategy("stochastic", budget, hparams, select, inner.score)
+    return make_strategy("stochastic", budget, hparams, select, inner.score)
 
 
 def partition(
@@ -131,7 +131,7 @@ def partition(
         return jnp.concatenate(picked)
 
     hparams = {"strategy": strategy, "parts": parts, "shuffle": shuffle, **base_hparams}
-    return Strategy("partition", budget, hparams, select, no_score)
+    return make_strategy("partition", budget, hparams, select, no_score)
 
 
 def _split(budget: int, bounds: list[int]) -> list[int]:
