@@ -284,7 +284,7 @@ def test_bim_on_4d_inputs_matches_the_flat_reference():
         reference_bim, linear_jacobian(params), x.reshape(24, -1), eps=0.125, max_iter=1000
     )
     strategy = adversarial.bim(linear_model(), 5, eps=0.125, batch_size=12)
-    score = np.asarray(strategy.score(params, jaxal.Pool.create(jnp.asarray(x)), None))
+    score = np.asarray(strategy.score(params, jaxal.Pool.create(jnp.asarray(x)), jax.random.key(0)))
     np.testing.assert_allclose(score[flipped], -sq[flipped], rtol=1e-6)
     everyone = np.ones(24, bool)
     expected = reference_order(sq, flipped, everyone, 24)
