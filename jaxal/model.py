@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from jaxal import _checks
 from jaxal._chunks import map_chunks
-from jaxal.selectors._points import OuterProduct
+from jaxal._points import OuterProduct
 
 # apply(params, x [B, ...], rng | None) -> (logits [B, C], embedding [B, D])
 ApplyFn = Callable[[Any, jax.Array, jax.Array | None], tuple[jax.Array, jax.Array]]

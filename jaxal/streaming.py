@@ -19,8 +19,7 @@ import numpy as np
 from jaxal import _checks, selectors
 from jaxal.model import Model, forward
 from jaxal.pool import Pool
-from jaxal.selectors._top_k import rank_keys
-from jaxal.strategies._base import Strategy
+from jaxal.strategies import Strategy
 
 Chunks = np.ndarray | Iterable[np.ndarray]
 
@@ -136,7 +135,9 @@ def k_center_greedy(
 def _merge(best_scores, best_index, scores, chunk_labeled, start):
     """Top ``budget`` of the running best and a chunk's unlabeled scores [B]."""
     budget = best_scores.shape[0]
-    ranked = rank_keys(scores, ~chunk_labeled & jnp.isfinite(scores))  # as selectors.top_k
+    ranked = selectors.rank_keys(
+        scores, ~chunk_labeled & jnp.isfinite(scores)
+    )  # as selectors.top_k
     chunk_index = start + jnp.arange(scores.shape[0], dtype=jnp.int32)
     all_scores = jnp.concatenate([best_scores, ranked])
     all_index = jnp.concatenate([best_index, jnp.where(chunk_labeled, -1, chunk_index)])

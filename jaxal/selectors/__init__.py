@@ -1,10 +1,14 @@
 """Selectors over arrays with candidate masks: they never see a model."""
 
+from jaxal._points import OuterProduct as OuterProduct
+from jaxal._points import gather as gather
+from jaxal.selectors._batchbald import DEFAULT_MAX_CONFIGURATIONS as BATCHBALD_MAX_CONFIGURATIONS
 from jaxal.selectors._batchbald import batchbald as batchbald
 from jaxal.selectors._batchbald import batchbald_with_scores as batchbald_with_scores
 from jaxal.selectors._glister import REGULARIZERS as GLISTER_REGULARIZERS
 from jaxal.selectors._glister import glister as glister
 from jaxal.selectors._glister import glister_with_gains as glister_with_gains
+from jaxal.selectors._glister import greedy_count as glister_greedy_count
 from jaxal.selectors._gradmatch import gradmatch as gradmatch
 from jaxal.selectors._gradmatch import gradmatch_omp as gradmatch_omp
 from jaxal.selectors._gradmatch import nnls as nnls
@@ -37,8 +41,6 @@ from jaxal.selectors._kernels import similarity_kernel as similarity_kernel
 from jaxal.selectors._kmeans import kmeans as kmeans
 from jaxal.selectors._kmeans import lloyd as lloyd
 from jaxal.selectors._kmeans import nearest_distinct as nearest_distinct
-from jaxal.selectors._points import OuterProduct as OuterProduct
-from jaxal.selectors._points import gather as gather
 from jaxal.selectors._points import min_sq_distances_to_members as min_sq_distances_to_members
 from jaxal.selectors._points import sq_distances as sq_distances
 from jaxal.selectors._stochastic import STOCHASTIC_MODES as STOCHASTIC_MODES
@@ -58,10 +60,12 @@ from jaxal.selectors._submodular_functions import log_determinant as log_determi
 from jaxal.selectors._submodular_functions import saturated_coverage as saturated_coverage
 from jaxal.selectors._submodular_functions import sum_redundancy as sum_redundancy
 from jaxal.selectors._top_k import random_subset as random_subset
+from jaxal.selectors._top_k import rank_keys as rank_keys
 from jaxal.selectors._top_k import top_k as top_k
 
 __all__ = [
     "batchbald",
+    "BATCHBALD_MAX_CONFIGURATIONS",
     "batchbald_with_scores",
     "capped_facility_location",
     "CG_FUNCTIONS",
@@ -73,14 +77,13 @@ __all__ = [
     "disparity_sum",
     "facility_location",
     "feature_based",
-    "fl1mi",
-    "fl2mi",
     "flcg",
     "flcmi",
     "gather",
     "gccg",
     "gcmi",
     "glister",
+    "glister_greedy_count",
     "GLISTER_REGULARIZERS",
     "glister_with_gains",
     "gradmatch",
@@ -107,6 +110,7 @@ __all__ = [
     "OPTIMIZERS",
     "OuterProduct",
     "random_subset",
+    "rank_keys",
     "restrict",
     "sample_by_weight",
     "saturated_coverage",

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 
 from jaxal import _checks
 from jaxal._chunks import map_chunks
+from jaxal._points import OuterProduct
 from jaxal.selectors import _points
-from jaxal.selectors._points import OuterProduct
 from jaxal.selectors._top_k import random_subset
 
 REGULARIZERS = ("none", "random", "facility_location", "diversity")

@@ -22,45 +22,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxal._points import OuterProduct, Points, dots, point_vector, points_sum
 from jaxal.selectors import _points
-from jaxal.selectors._points import OuterProduct, Points
 from jaxal.selectors._top_k import random_subset
 
 _HIGHEST = jax.lax.Precision.HIGHEST
-
-
-def points_sum(points: Points, weights: jax.Array) -> jax.Array:
-    """The weighted sum of the points, as a vector of their space.
-
-    Args:
-        points: N points, float [N, d] or an ``OuterProduct``.
-        weights: float [N] (e.g. a mask cast to float).
-
-    Returns:
-        float [d], or float [C, R] for an ``OuterProduct`` (sum_i w_i left_i right_i^T).
-    """
-    if isinstance(points, OuterProduct):
-        weighted = points.right * weights[:, None].astype(points.right.dtype)
-        return jnp.matmul(points.left.T, weighted, precision=_HIGHEST)
-    return jnp.matmul(weights.astype(points.dtype), points, precision=_HIGHEST)
-
-
-def dots(points: Points, vector: jax.Array) -> jax.Array:
-    """float [N]: the inner product of every point with ``vector`` (see :func:`points_sum`).
-
-    For an ``OuterProduct`` this is a_i^T V u_i, O(N * C * R), never the [N, C * R] matrix.
-    """
-    if isinstance(points, OuterProduct):
-        projected = jnp.matmul(points.right, vector.T, precision=_HIGHEST)  # [N, C]
-        return jnp.sum(projected * points.left, axis=1)
-    return jnp.matmul(points, vector, precision=_HIGHEST)
-
-
-def point_vector(points: Points, index: jax.Array) -> jax.Array:
-    """Point ``index`` (an int scalar) as a vector of the space (see :func:`points_sum`)."""
-    if isinstance(points, OuterProduct):
-        return jnp.outer(points.left[index], points.right[index])
-    return points[index]
 
 
 def _check_points(

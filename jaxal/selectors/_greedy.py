@@ -11,8 +11,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxal._points import Points
 from jaxal.selectors import _points
-from jaxal.selectors._points import Points
 
 # pick(step, nearest_sq [N], available [N]) -> int32 index of an available point.
 PickFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]

@@ -54,9 +54,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxal import _checks
+from jaxal._points import OuterProduct, Points
 from jaxal.selectors import _kernels
 from jaxal.selectors._kernels import METRICS, Similarity, similarity_kernel
-from jaxal.selectors._points import OuterProduct, Points
 from jaxal.selectors._submodular import State, SubmodularFn
 from jaxal.selectors._submodular_functions import (
     LogDeterminantState,

@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxal import _checks
+from jaxal._points import OuterProduct, Points
 from jaxal.selectors import _points
-from jaxal.selectors._points import OuterProduct, Points
 
 METRICS = ("cosine", "euclidean")
 

@@ -1,41 +1,19 @@
 """Squared Euclidean distances between points given as rows or as outer products.
 
-A point set is either a plain array ``[N, D]`` or an :class:`OuterProduct`, whose row i is
-the flattened outer product ``left[i] (x) right[i]`` (a last-layer gradient embedding) and
-is never materialized: since <a (x) h, b (x) g> = (a . b)(h . g), a squared distance costs
+Points are ``jaxal._points.Points``: a plain array ``[N, D]`` or an ``OuterProduct``, never
+materialized: since <a (x) h, b (x) g> = (a . b)(h . g), a squared distance costs
 O(C + D) instead of O(C * D).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypeVar
-
 import jax
 import jax.numpy as jnp
 
 from jaxal._chunks import map_chunks
+from jaxal._points import OuterProduct, Points, gather
 
-
-class OuterProduct(NamedTuple):
-    """N points, row i = ``left[i] (x) right[i]`` flattened, of dimension C * D.
-
-    Attributes:
-        left: float [N, C].
-        right: float [N, D].
-    """
-
-    left: jax.Array
-    right: jax.Array
-
-    def materialize(self) -> jax.Array:
-        """float [N, C * D], class-major (row i = outer(left[i], right[i]).ravel()).
-
-        For tests and small pools only: this is the matrix the factored form avoids.
-        """
-        return jnp.einsum("nc,nd->ncd", self.left, self.right).reshape(self.left.shape[0], -1)
-
-
-Points = jax.Array | OuterProduct
+__all__ = ["OuterProduct", "Points", "gather"]  # value types the selectors reach through here
 
 
 def sq_norms(points: Points) -> jax.Array:
@@ -43,36 +21,6 @@ def sq_norms(points: Points) -> jax.Array:
     if isinstance(points, OuterProduct):
         return _row_sq(points.left) * _row_sq(points.right)
     return _row_sq(points)
-
-
-def finite_rows(points: Points) -> jax.Array:
-    """bool [N]: True where every entry of the point is finite (both factors of an
-    ``OuterProduct``)."""
-    if isinstance(points, OuterProduct):
-        return finite_rows(points.left) & finite_rows(points.right)
-    return jnp.all(jnp.isfinite(points.reshape(points.shape[0], -1)), axis=1)
-
-
-PointsT = TypeVar("PointsT", jax.Array, OuterProduct)
-
-
-def zero_rows(points: PointsT, keep: jax.Array) -> PointsT:
-    """The points with every row outside ``keep`` (bool [N]) set to zero, same layout."""
-    if isinstance(points, OuterProduct):
-        return OuterProduct(_zero_rows(points.left, keep), _zero_rows(points.right, keep))
-    return _zero_rows(points, keep)
-
-
-def _zero_rows(array: jax.Array, keep: jax.Array) -> jax.Array:
-    mask = keep.reshape(keep.shape + (1,) * (array.ndim - 1))
-    return jnp.where(mask, array, jnp.zeros((), array.dtype))
-
-
-def gather(points: Points, indices: jax.Array) -> Points:
-    """The points at ``indices`` (int [M]), in the same representation."""
-    if isinstance(points, OuterProduct):
-        return OuterProduct(points.left[indices], points.right[indices])
-    return points[indices]
 
 
 def inner_products(points: Points, others: Points) -> jax.Array:

@@ -10,10 +10,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxal import _checks
+from jaxal._points import PointsT, finite_rows, zero_rows
 from jaxal.model import Model
 from jaxal.pool import Pool
 from jaxal.selectors import top_k
-from jaxal.selectors._points import PointsT, finite_rows, zero_rows
 
 SelectFn = Callable[..., jax.Array]
 ScoreFn = Callable[..., jax.Array | None]

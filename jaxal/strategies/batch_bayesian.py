@@ -5,10 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxal import _checks
+from jaxal import _checks, selectors
 from jaxal.model import Model, mc_map
-from jaxal.selectors._batchbald import DEFAULT_MAX_CONFIGURATIONS
-from jaxal.selectors._batchbald import batchbald as batchbald_selector
 from jaxal.strategies._base import (
     DEFAULT_BATCH_SIZE,
     Strategy,
@@ -26,7 +24,7 @@ def batchbald(
     budget: int,
     *,
     mc_samples: int = 20,
-    max_configurations: int = DEFAULT_MAX_CONFIGURATIONS,
+    max_configurations: int = selectors.BATCHBALD_MAX_CONFIGURATIONS,
     chunk_size: int = 256,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Strategy:
@@ -95,7 +93,7 @@ def batchbald(
             jnp.max(jnp.abs(by_point - by_point[:, :1]), axis=(1, 2)), "batchbald"
         )
         candidates, (by_point,) = finite_points(candidates, by_point)
-        return batchbald_selector(
+        return selectors.batchbald(
             jax.nn.softmax(jnp.swapaxes(by_point, 0, 1), axis=-1),
             candidates,
             budget,

@@ -14,11 +14,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxal import _checks, selectors
+from jaxal._points import finite_rows, points_sum, zero_rows
 from jaxal.model import GRADIENT_EMBEDDINGS, Model, forward, gradient_embedding
 from jaxal.pool import Pool
-from jaxal.selectors._glister import REGULARIZERS, greedy_count
-from jaxal.selectors._gradmatch import points_sum
-from jaxal.selectors._points import finite_rows, zero_rows
 from jaxal.strategies._base import (
     DEFAULT_BATCH_SIZE,
     Strategy,
@@ -80,7 +78,7 @@ def glister(
     """
     budget, batch_size = check_common(model, budget, batch_size)
     lr = _checks.positive_float(lr, "lr")
-    _checks.one_of(regularizer, REGULARIZERS, "regularizer")
+    _checks.one_of(regularizer, selectors.GLISTER_REGULARIZERS, "regularizer")
     _checks.one_of(gradient, GRADIENT_EMBEDDINGS, "gradient")
     if regularizer == "none":
         if lam is not None:
@@ -90,7 +88,9 @@ def glister(
         if lam is None:
             raise ValueError(f"lam is required with regularizer={regularizer!r}")
         weight = _checks.nonnegative_float(lam, "lam")
-        greedy_count(budget, regularizer, weight)  # checks 0 < lam < 1 for "random"
+        selectors.glister_greedy_count(
+            budget, regularizer, weight
+        )  # checks 0 < lam < 1 for "random"
 
     def select(params, pool, key, validation_x=None, validation_y=None):
         candidates = candidates_for(pool, budget)

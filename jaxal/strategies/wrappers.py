@@ -11,8 +11,8 @@ import jax.numpy as jnp
 from jaxal import _checks, selectors
 from jaxal.model import Model
 from jaxal.pool import Pool
-from jaxal.strategies import _registry
 from jaxal.strategies._base import Strategy, candidates_for, make_strategy, no_score
+from jaxal.strategies._catalog import BASE, lookup
 
 
 def stochastic(
@@ -41,7 +41,8 @@ def stochastic(
         mode: ``"power"`` (non-negative scores: BALD, entropy), ``"softmax"``,
             ``"softrank"``.
         beta: inverse temperature > 0.
-        strategy, base_hparams: the strategy to build when ``base`` is a model.
+        strategy, base_hparams: the strategy to build when ``base`` is a model (a registry
+            name other than the wrappers themselves).
 
     Returns:
         A :class:`Strategy` named ``"stochastic"`` whose ``score`` is the wrapped score.
@@ -92,7 +93,7 @@ def partition(
     Args:
         base: the model, passed to the wrapped factory.
         budget: points per selection, >= parts.
-        strategy: the registry name of the wrapped strategy.
+        strategy: the registry name of the wrapped strategy (not a wrapper).
         parts: the number of parts, 1 <= parts <= budget.
         shuffle: draw a random partition from the key instead of contiguous ranges.
         base_hparams: the wrapped strategy's hyperparameters.
@@ -105,7 +106,7 @@ def partition(
     parts = _checks.positive_int(parts, "parts")
     if parts > budget:
         raise ValueError(f"parts={parts} must not exceed budget={budget}")
-    factory = _registry.get(strategy)
+    factory = lookup(strategy, BASE)
     factory(base, 1, **base_hparams)  # fail fast on bad hyperparameters
 
     def select(params, pool, key):
@@ -149,7 +150,7 @@ def _inner_strategy(base, budget, strategy, base_hparams) -> Strategy:
         return base
     if budget is None:
         raise ValueError("budget is required when base is a model")
-    return _registry.get(strategy)(base, budget, **base_hparams)
+    return lookup(strategy, BASE)(base, budget, **base_hparams)
 
 
 def _require_non_negative(scores: jax.Array, candidates: jax.Array, name: str) -> None:
