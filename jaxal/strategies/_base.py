@@ -63,15 +63,27 @@ def make_strategy(
     score: ScoreFn,
     inputs: tuple[str, ...] = (),
 ) -> Strategy:
-    """A :class:`Strategy` whose ``select`` and ``score`` first check their arguments:
-    ``pool`` a :class:`jaxal.Pool` and ``key`` one PRNG key (TypeError / ValueError naming
-    the argument, at trace time)."""
-    return Strategy(name, budget, dict(hparams), _checked(select), _checked(score), inputs)
+    """A :class:`Strategy` whose ``select`` and ``score`` share one signature,
+    ``(params, pool, key, **inputs)``, and first check their arguments: ``pool`` a
+    :class:`jaxal.Pool`, ``key`` one PRNG key, and only the keyword inputs named in
+    ``inputs`` (TypeError / ValueError naming the argument, at trace time)."""
+    return Strategy(
+        name,
+        budget,
+        dict(hparams),
+        _checked(select, name, inputs),
+        _checked(score, name, inputs),
+        inputs,
+    )
 
 
-def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _checked(fn: Callable[..., Any], name: str, accepted: tuple[str, ...]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def call(params: Any, pool: Pool, key: jax.Array, **inputs: Any) -> Any:
+        unknown = sorted(set(inputs) - set(accepted))
+        if unknown:
+            takes = ", ".join(accepted) if accepted else "none"
+            raise TypeError(f"{name} got unexpected inputs {unknown}; the inputs it takes: {takes}")
         if not isinstance(pool, Pool):
             raise TypeError(
                 f"pool must be a jaxal.Pool (jaxal.Pool.create(x, ...)), got {type(pool).__name__}"
@@ -79,6 +91,7 @@ def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
         _checks.prng_key(key, "key")
         return fn(params, pool, key, **inputs)
 
+    del call.__wrapped__  # its own signature, (params, pool, key, **inputs), is the public one
     return call
 
 

@@ -45,7 +45,8 @@ def stochastic(
             name other than the wrappers themselves).
 
     Returns:
-        A :class:`Strategy` named ``"stochastic"`` whose ``score`` is the wrapped score.
+        A :class:`Strategy` named ``"stochastic"`` whose ``score`` is the wrapped score
+        and whose ``inputs`` are the wrapped strategy's (passed on to its ``score``).
 
     Raises:
         TypeError: at trace time, if the wrapped strategy has no per-point score.
@@ -55,10 +56,10 @@ def stochastic(
     _checks.one_of(mode, selectors.STOCHASTIC_MODES, "mode")
     beta = _checks.positive_float(beta, "beta")
 
-    def select(params, pool, key):
+    def select(params, pool, key, **inputs):
         candidates = candidates_for(pool, budget)
         score_key, draw_key = jax.random.split(key)
-        scores = inner.score(params, pool, score_key)
+        scores = inner.score(params, pool, score_key, **inputs)
         if scores is None:
             raise TypeError(f"stochastic needs a strategy with a score; {inner.name!r} has none")
         if mode == "power" and _checks.is_concrete(scores):
@@ -68,7 +69,7 @@ def stochastic(
         )
 
     hparams = {**inner.hparams, "mode": mode, "beta": beta, "strategy": inner.name, "base": inner}
-    return make_strategy("stochastic", budget, hparams, select, inner.score)
+    return make_strategy("stochastic", budget, hparams, select, inner.score, inner.inputs)
 
 
 def partition(
@@ -100,16 +101,17 @@ def partition(
 
     Returns:
         A :class:`Strategy` named ``"partition"``; its indices are part by part, each in
-        the wrapped strategy's order.
+        the wrapped strategy's order. Its ``inputs`` are the wrapped strategy's, passed on
+        to every part (e.g. GLISTER's validation set).
     """
     budget = _checks.positive_int(budget, "budget")
     parts = _checks.positive_int(parts, "parts")
     if parts > budget:
         raise ValueError(f"parts={parts} must not exceed budget={budget}")
     factory = lookup(strategy, BASE)
-    factory(base, 1, **base_hparams)  # fail fast on bad hyperparameters
+    inputs = factory(base, 1, **base_hparams).inputs  # fails fast on bad hyperparameters
 
-    def select(params, pool, key):
+    def select(params, pool, key, **given):
         candidates_for(pool, budget)
         n = pool.size
         if parts > n:
@@ -127,12 +129,12 @@ def partition(
                 pool.x[positions], pool.y[positions], pool.labeled[positions], pool.offset
             )
             sub = factory(base, part_budget, **base_hparams)
-            local = sub.select(params, sub_pool, jax.random.fold_in(select_key, i))
+            local = sub.select(params, sub_pool, jax.random.fold_in(select_key, i), **given)
             picked.append(jnp.where(local >= 0, positions[jnp.maximum(local, 0)], -1))
         return jnp.concatenate(picked)
 
     hparams = {"strategy": strategy, "parts": parts, "shuffle": shuffle, **base_hparams}
-    return make_strategy("partition", budget, hparams, select, no_score)
+    return make_strategy("partition", budget, hparams, select, no_score, inputs)
 
 
 def _split(budget: int, bounds: list[int]) -> list[int]:
