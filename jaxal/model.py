@@ -336,9 +336,9 @@ def dropout_keep_mask(seed: jax.Array, index: jax.Array, width: int, rate: float
     """Bernoulli(1 - rate) keep mask from a counter-based hash.
 
     Unit d of point i is kept when hash(seed, i, d) >= rate * 2^32, with the murmur3
-    finalizer as the hash. One 32-bit hash per unit costs a fraction of
-    ``jax.random.bernoulli`` on CPU (measured here: 19 ms against 720 ms for 64M units),
-    and the mask depends only on the seed and the global index i, not on chunking.
+    finalizer as the hash. One 32-bit hash per unit (two multiplies and three shifts)
+    is much cheaper on CPU than ``jax.random.bernoulli``, and the mask depends only on
+    the seed and the global index i, not on chunking.
 
     Args:
         seed: uint32 scalar, one per MC sample.

@@ -48,7 +48,7 @@ def margin(probs: jax.Array) -> jax.Array:
     Returns:
         float [N], in [-1, 0]; the smallest margin scores highest.
     """
-    # Two max passes instead of lax.top_k(probs, 2), which is several times slower on CPU.
+    # Two max passes instead of lax.top_k(probs, 2), which is much slower on CPU.
     first = jnp.argmax(probs, axis=-1, keepdims=True)
     is_first = jnp.arange(probs.shape[-1]) == first
     largest = jnp.max(probs, axis=-1)

@@ -59,9 +59,8 @@ class CNN(nn.Module):
     Returns ``(logits [B, C], embedding [B, hidden])``.
 
     Each convolution is computed as a matrix product over 3x3 patches (the same function
-    as ``nn.Conv(width, (3, 3))``): XLA's CPU convolutions run an order of magnitude
-    slower inside a loop body such as the training ``lax.scan`` (JAX issue 12868), matrix
-    products do not.
+    as ``nn.Conv(width, (3, 3))``): XLA's CPU convolutions run much slower inside a loop
+    body such as the training ``lax.scan`` than outside one; matrix products do not.
     """
 
     num_classes: int = 10

@@ -39,7 +39,7 @@ METRICS = ("cosine", "euclidean")
 # The most kernel entries one block holds (16 MB of float32).
 _BLOCK_ENTRIES = 1 << 22
 # Blocks of an on-the-fly kernel have a multiple of this many rows when they have more: a
-# row count that is not a multiple of 8 made XLA's CPU dot ~10% slower here.
+# row count that is not a multiple of 8 slows XLA's CPU dot.
 _ROW_ALIGN = 16
 
 
@@ -71,9 +71,8 @@ class Similarity:
             rows for R columns (or fills a dense kernel of R columns), and at most
             2^22 / R (a 16 MB block); the M rows are cut into blocks of equal size (a
             multiple of 16 rows when more than 16, so a few rows over): such a pass
-            holds one [rows, R] block at a time and costs O(M * R * F). On this project's
-            2-core CPU, blocks of 2,048 rows ran a facility-location reduction over 50,000
-            points 5-12% faster than 1,024 for 64 to 576 columns.
+            holds one [rows, R] block at a time and costs O(M * R * F). The default
+            2,048 rows runs such passes faster on CPU than 1,024 (fewer, larger blocks).
         shift: map every entry (diagonal included) by K <- (K + 1) / 2.
         row_blocks: int [M], the block of every row (default all 0); a square kernel uses
             it for the columns too.
@@ -155,7 +154,7 @@ def dense_kernel(sim: Similarity) -> jax.Array:
     a ``fori_loop`` over the first block padded with zeros; the last block overlaps the
     one before when B does not divide M): peak memory is the result plus one [B, N] block,
     never a second copy. Work O(M * N * F). (Filling only the upper triangle of a square
-    kernel and mirroring it halves the arithmetic but was slower here: the transposed
+    kernel and mirroring it halves the arithmetic but is slower on CPU: the transposed
     writes cost more than the saved products.)
 
     Returns:
@@ -189,7 +188,7 @@ class DenseColumns(NamedTuple):
     """A dense kernel stored by columns: ``by_column[j] = K[:, j]``, float32 [N, M].
 
     Gathering a few columns of a row-major [M, N] array touches one cache line per entry
-    (strided reads: about 50 times slower here); rows of this layout are contiguous. A
+    (strided reads, far slower than contiguous ones); rows of this layout are contiguous. A
     symmetric kernel is its own column layout; any other is transposed once.
     """
 
@@ -329,8 +328,8 @@ def reduce_columns(
 
     b = _rows_per_block(kernel, col_index.shape[0])
     # The kernel's rows along axis 0 ([B, R]) for a few columns, along axis 1 ([R, B])
-    # for many: each ran faster than the other orientation where it is used (R <= B, a
-    # slice of a lazy or stochastic step: ~15%; R > B, a full pass: 2-3 times).
+    # for many: each is the faster orientation on CPU where it is used (R <= B: a slice
+    # of a lazy or stochastic step; R > B: a full pass).
     axis = 0 if col_index.shape[0] <= b else 1
 
     def one_block(start, counted=0):
@@ -373,8 +372,8 @@ def _reduce_gathered(
     max_entries: int = _BLOCK_ENTRIES,
 ) -> jax.Array:
     """``reduce_block`` ([G, M] -> [G]) over the gathered columns [R, M] of a column
-    layout, in groups of at most ``max_entries`` entries (one gather per group: about 2.5
-    times faster than a dynamic slice per column on the CPU)."""
+    layout, in groups of at most ``max_entries`` entries (one gather per group: cheaper on
+    CPU than a dynamic slice per column)."""
     r, m = columns.shape[0], by_column.shape[1]
     group = max(1, min(r, max_entries // m))
 
@@ -406,8 +405,9 @@ def _block(
     The entries are computed, shifted and scaled elementwise; then a square kernel's
     diagonal entries in the block are set to their exact values by a scatter: of the R
     columns' entries, or with ``all_columns`` and R > B of the B rows' (entry
-    (b, row_start + b)). A comparison over all B * R entries cost 5-10% of the whole block
-    here, a scatter over all N columns per block of a full pass several times that.
+    (b, row_start + b)): B or R writes per block. Comparing all B * R entries instead
+    costs a sizeable share of the block, and scattering over all N columns per block of a
+    full pass more.
     """
     b, r = _num_points(rows), col_index.shape[0]
     first, second = (cols, rows) if transposed else (rows, cols)

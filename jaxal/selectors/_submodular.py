@@ -157,7 +157,7 @@ def submodular_greedy(
             ignored otherwise.
         optimizer: ``"naive"``, ``"lazy"`` or ``"stochastic"``. ``"lazy"`` needs
             ``fn.submodular``: for other functions stale gains are not upper bounds
-            (submodlib's LazyGreedy then degenerates to index order, DISTIL 3.11).
+            (submodlib's LazyGreedy then degenerates to index order).
         epsilon: stochastic greedy's epsilon in (0, 1).
         lazy_batch: elements re-evaluated per lazy round (clipped to N); under
             ``"stochastic"``, sampled elements with a stale bound re-evaluated at once

@@ -371,7 +371,7 @@ def disparity_sum(kernel: Kernel) -> SubmodularFn:
 
     submodlib's DisparitySum. Every gain at S = {} is 0 (the first pick is the lowest
     candidate index); gains grow with S for K <= 1, so lazy greedy is refused (submodlib's
-    LazyGreedy returns index order here, DISTIL 3.11).
+    LazyGreedy returns index order for it).
 
     Gain: sum_{j in S} (1 - K_je).
     Cost: O(N) gains; an update is one column. Memory O(N).
@@ -485,7 +485,7 @@ def _gains_over_memo(entries: jax.Array, memo: jax.Array) -> jax.Array:
     """Facility-location contributions max(0, K_ij - m_i) (``reduce_columns`` sums them).
 
     Rows outside the ground set carry memo +inf, so they add 0: a mask multiplied into
-    the sum instead makes XLA's CPU reduction about 10 times slower.
+    the sum instead makes XLA's CPU reduction much slower.
     """
     return jnp.maximum(entries - memo, 0.0)
 

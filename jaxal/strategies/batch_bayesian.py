@@ -36,7 +36,7 @@ def batchbald(
     entropy; the joint entropy is exact while the C^m label configurations of the batch fit
     in ``max_configurations`` rows and estimated from that many sampled configurations
     beyond (see :func:`jaxal.selectors.batchbald_with_scores`). Unlike DISTIL, whose exact
-    mode computes nothing (section 3.1 of the reference), every step is real BatchBALD.
+    mode computes nothing, every step is real BatchBALD.
 
     The MC samples are consistent: sample s drops the same units for every point (one
     network per sample, ``jaxal.model.mc_map(..., consistent=True)``), since the joint

@@ -57,7 +57,7 @@ def coreset(
         budget: points per selection.
         batch_size: points per forward pass.
         chunk_size: labeled points per distance block (small blocks keep the [N, chunk]
-            distances in cache: 128 measured fastest here).
+            distances in cache, which is faster than fewer, larger blocks).
     """
     budget, batch_size = check_common(model, budget, batch_size)
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
