@@ -17,7 +17,10 @@ import time
 import numpy as np
 import pytest
 
-from jaxal import _checkpoint, _experiment, cli
+from jaxal import cli
+from jaxal.runner import checkpoint as _checkpoint
+from jaxal.runner import experiment as _experiment
+from jaxal.runner.config import make_config, read_toml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--rounds", "2", "--budget", "5", "--initial", "10", "--steps", "15"]
@@ -149,7 +152,7 @@ def test_config_files_in_examples_are_valid():
     paths = sorted(glob.glob(os.path.join(ROOT, "examples", "configs", "*.toml")))
     assert paths
     for path in paths:
-        config = cli.make_config(cli.read_toml(path), path)
+        config = make_config(read_toml(path), path)
         assert config.strategy
 
 
@@ -350,7 +353,7 @@ def test_resume_rounds_can_only_grow_within_the_pool(capsys, finished):
 # hangs before saving that round, so that the test's SIGKILL lands inside a round.
 HANG_IN_A_ROUND = """
 import runpy, sys, time
-from jaxal import _experiment
+from jaxal.runner import experiment as _experiment
 
 marker, after = sys.argv[1], int(sys.argv[2])
 real_run_round = _experiment.run_round

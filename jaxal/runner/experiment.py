@@ -26,10 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxal import _checkpoint
 from jaxal.data import Dataset, initial_indices
 from jaxal.pool import Pool
 from jaxal.round import make_round
+from jaxal.runner import checkpoint
 from jaxal.strategies import Strategy
 from jaxal.train import Trainer, TrainState
 
@@ -163,7 +163,7 @@ def run_round(
 
 def save_state(path: str, state: State, meta: dict[str, Any]) -> None:
     """Write ``state`` (plus ``meta``) to ``path`` atomically."""
-    _checkpoint.save(
+    checkpoint.save(
         path,
         state.train_state,
         {
@@ -182,7 +182,7 @@ def load_state(path: str, dataset: Dataset, trainer: Trainer) -> tuple[State, di
         ValueError: unreadable file, or one that does not fit the dataset or model.
     """
     template = jax.eval_shape(trainer.init, jax.random.key(0), jnp.asarray(dataset.x_train))
-    train_state, arrays, meta = _checkpoint.load(path, template)
+    train_state, arrays, meta = checkpoint.load(path, template)
     n = len(dataset.x_train)
     try:
         labeled = arrays["labeled"].astype(bool)
@@ -199,7 +199,7 @@ def load_state(path: str, dataset: Dataset, trainer: Trainer) -> tuple[State, di
 
 def read_rows(path: str) -> list[Row]:
     """The rows stored in a checkpoint, without its arrays."""
-    rows = _checkpoint.read_meta(path).get("rows")
+    rows = checkpoint.read_meta(path).get("rows")
     if not isinstance(rows, list):
         raise ValueError(f"checkpoint {path} is incomplete (no rows)")
     return rows

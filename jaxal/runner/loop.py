@@ -1,0 +1,165 @@
+"""The run loop of ``jaxal run``: start a run in a fresh output directory or continue one
+(``--resume``), then run every experiment (strategy x seed) round by round.
+
+Every finished round is saved to its experiment's checkpoint and to ``results.json``
+before the next one starts, so a run stopped at any point continues from its last
+finished round with the numbers an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from typing import IO, Any
+
+from jaxal.runner import checkpoint, experiment, report
+from jaxal.runner.config import CONFIG, RunConfig, read_run_config, resumed_config
+from jaxal.runner.setup import Setup, make_setup
+
+
+def prepare_out(directory: str, overwrite: bool) -> None:
+    """Make ``directory`` ready for a new run; refuse to drop an unfinished one."""
+    results = os.path.join(directory, report.RESULTS)
+    checkpoints = os.path.join(directory, "checkpoints")
+    if os.path.isdir(checkpoints) and not overwrite:
+        finished = False
+        try:
+            with open(results) as file:
+                finished = bool(json.load(file).get("complete"))
+        except (OSError, ValueError, AttributeError):
+            pass
+        if not finished:
+            raise ValueError(
+                f"{directory} holds an unfinished run: continue it with "
+                f"`jaxal run --resume {directory}`, or pass --overwrite to start over"
+            )
+    if os.path.isdir(checkpoints):
+        shutil.rmtree(checkpoints)
+    for name in (report.RESULTS, report.FIGURE):
+        if os.path.exists(os.path.join(directory, name)):
+            os.remove(os.path.join(directory, name))
+    os.makedirs(directory, exist_ok=True)
+
+
+def new_run(config: RunConfig, overwrite: bool) -> Setup:
+    """The setup of a new run of ``config``, its output directory prepared (see
+    :func:`prepare_out`) and its ``config.json`` written.
+
+    Nothing is written before the whole setup is checked.
+    """
+    setup = make_setup(config)
+    prepare_out(config.out, overwrite)
+    checkpoint.atomic_write_json(os.path.join(config.out, CONFIG), config.to_dict())
+    return setup
+
+
+def resume_run(directory: str, rounds: int | None) -> Setup:
+    """The setup that continues the run in ``directory`` with its saved settings, extended
+    to ``rounds`` rounds when given (then its ``config.json`` is updated to match).
+
+    Raises:
+        ValueError: no readable run there, or ``rounds`` fewer than the saved rounds.
+    """
+    saved = read_run_config(directory)
+    config = resumed_config(saved, directory, rounds)
+    setup = make_setup(config)
+    if config.rounds != saved.rounds:
+        checkpoint.atomic_write_json(
+            os.path.join(directory, CONFIG),
+            dataclasses.replace(saved, rounds=config.rounds).to_dict(),
+        )
+    return setup
+
+
+def execute(setup: Setup, stop_after: int | None = None, out: IO[str] | None = None) -> int:
+    """Run (or continue) every experiment of ``setup``; write results and figure.
+
+    An experiment continues from its checkpoint, which holds the state after its last
+    finished round; one that already has ``config.rounds`` rounds is skipped, one that has
+    fewer (a killed run, or a finished one whose rounds were extended) runs the rest.
+
+    Args:
+        stop_after: stop after this many rounds run in this call (for tests of resume:
+            the state stays as a killed run leaves it).
+        out: where tables go (default stdout).
+
+    Returns:
+        The exit status, 0.
+    """
+    out = out or sys.stdout
+    config = setup.config
+    start = time.perf_counter()
+    settings = experiment.Settings(config.rounds, config.budget, config.initial, config.warm_start)
+    compiled = experiment.Compiled()
+    rounds_per_experiment = config.rounds + 1
+    rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for name in config.strategy:
+        for seed in range(config.seeds):
+            path = experiment.checkpoint_path(config.out, name, seed)
+            rows[name, seed] = experiment.read_rows(path) if os.path.exists(path) else []
+    progress = report.Progress(
+        total=len(rows) * rounds_per_experiment,
+        done=sum(min(len(r), rounds_per_experiment) for r in rows.values()),
+    )
+
+    def experiments() -> list[dict[str, Any]]:
+        return [{"strategy": n, "seed": s, "rounds": r} for (n, s), r in rows.items()]
+
+    def write_results(complete: bool) -> None:
+        results = report.results_dict(
+            setup, experiments(), complete, compiled, time.perf_counter() - start
+        )
+        report.write_results(config.out, results)
+
+    ran = 0
+    progress.begin("compiling ...")
+    for name in config.strategy:
+        strategy = setup.strategies[name]
+        for seed in range(config.seeds):
+            if len(rows[name, seed]) >= rounds_per_experiment:
+                continue
+            dataset = setup.datasets[seed]
+            path = experiment.checkpoint_path(config.out, name, seed)
+            if os.path.exists(path):
+                state, _ = experiment.load_state(path, dataset, setup.trainer)
+            else:
+                state = experiment.initial_state(dataset, settings, seed, setup.trainer)
+            while len(state.rows) < rounds_per_experiment:
+                if stop_after is not None and ran >= stop_after:
+                    write_results(complete=False)
+                    progress.clear()
+                    print(
+                        f"jaxal: stopped after {ran} rounds (--stop-after); continue with "
+                        f"jaxal run --resume {config.out}",
+                        file=sys.stderr,
+                    )
+                    return 0
+                state = experiment.run_round(
+                    state, dataset, settings, strategy, setup.trainer, compiled, name
+                )
+                experiment.save_state(path, state, {"strategy": name, "seed": seed})
+                rows[name, seed] = state.rows
+                write_results(complete=False)
+                ran += 1
+                row = state.rows[-1]
+                progress.advance(
+                    f"{name} seed {seed} round {row['round']}: {row['labeled']} labeled, "
+                    f"accuracy {row['test_accuracy']:.3f}",
+                    last=len(state.rows) == rounds_per_experiment,
+                )
+        progress.clear()
+        print(report.strategy_table(name, [rows[name, s] for s in range(config.seeds)]), file=out)
+        print(file=out)
+    write_results(complete=True)
+    figure = report.draw_figure(config.out)
+    print(report.summary_table(experiments()), file=out)
+    print(
+        f"\nwrote {os.path.join(config.out, report.RESULTS)} and {figure} "
+        f"({time.perf_counter() - start:.1f} s)",
+        file=out,
+    )
+    return 0

@@ -1,0 +1,156 @@
+"""What a run shows and writes: the progress bar, the per-strategy and summary tables,
+``results.json`` and the learning-curve figure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from typing import IO, Any
+
+import numpy as np
+
+import jaxal
+from jaxal.runner import checkpoint, plot
+from jaxal.runner.experiment import Compiled
+from jaxal.runner.setup import Setup
+
+RESULTS = "results.json"
+FIGURE = "learning_curves.png"
+
+
+class Progress:
+    """A progress bar over rounds on ``stream``: redrawn in place on a terminal, one line
+    per finished experiment otherwise."""
+
+    def __init__(self, total: int, done: int = 0, stream: IO[str] | None = None) -> None:
+        self.total, self.done = total, done
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.start = time.perf_counter()
+        self.started_at = done
+        self.shown = False
+
+    def begin(self, label: str) -> None:
+        """Show the bar before the first round finishes (on a terminal)."""
+        if self.live:
+            self._draw(label)
+
+    def advance(self, label: str, last: bool) -> None:
+        """One more round finished; ``last``: it ended an experiment."""
+        self.done += 1
+        if self.live:
+            self._draw(label)
+        elif last:
+            print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {label}", file=self.stream)
+            self.stream.flush()
+
+    def _draw(self, label: str) -> None:
+        width = 24
+        filled = round(width * self.done / max(self.total, 1))
+        elapsed = time.perf_counter() - self.start
+        rate = (self.done - self.started_at) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        bar = "#" * filled + "-" * (width - filled)
+        line = f"[{bar}] {self.done}/{self.total} {_clock(elapsed)}<{_clock(eta)} {label}"
+        columns = shutil.get_terminal_size((100, 20)).columns
+        self.stream.write("\r\x1b[2K" + line[: columns - 1])
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        """Erase the bar (before other output) on a terminal."""
+        if self.live and self.shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self.shown = False
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def strategy_table(name: str, runs: list[list[dict[str, Any]]]) -> str:
+    """Per round over seeds: labeled, accuracy mean ± std, mean select and train seconds."""
+    rounds = min(len(rows) for rows in runs)
+    lines = [
+        f"{name}: {len(runs)} seed{'s' * (len(runs) > 1)}, test accuracy mean ± std, seconds mean",
+        f"{'round':>5} {'labeled':>7} {'accuracy':>15} {'select s':>9} {'train s':>8}",
+    ]
+    for r in range(rounds):
+        rows = [run[r] for run in runs]
+        accuracy = np.array([row["test_accuracy"] for row in rows])
+        selects = [row["select_seconds"] for row in rows if row["select_seconds"] is not None]
+        select = f"{np.mean(selects):.3f}" if selects else "-"
+        train_seconds = np.mean([row["train_seconds"] for row in rows])
+        lines.append(
+            f"{r:>5} {rows[0]['labeled']:>7} {accuracy.mean():>7.3f} ± {accuracy.std():.3f} "
+            f"{select:>9} {train_seconds:>8.3f}"
+        )
+    return "\n".join(lines)
+
+
+def summary_table(experiments: list[dict[str, Any]]) -> str:
+    """Mean test accuracy by labeled count (rows) and strategy (columns)."""
+    lines = plot.curves({"experiments": experiments})
+    names = list(lines)
+    width = max(8, *(len(n) for n in names))
+    seeds = max(int(line["seeds"]) for line in lines.values())
+    out = [
+        f"mean test accuracy over {seeds} seed{'s' * (seeds > 1)}",
+        f"{'labeled':>7} " + " ".join(f"{n:>{width}}" for n in names),
+    ]
+    for r, labeled in enumerate(lines[names[0]]["labeled"]):
+        cells = [
+            f"{lines[n]['mean'][r]:>{width}.3f}" if r < len(lines[n]["mean"]) else " " * width
+            for n in names
+        ]
+        out.append(f"{int(labeled):>7} " + " ".join(cells))
+    return "\n".join(out)
+
+
+def results_dict(
+    setup: Setup,
+    experiments: list[dict[str, Any]],
+    complete: bool,
+    compiled: Compiled,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    """The ``results.json`` content."""
+    dataset = setup.datasets[0]
+    return {
+        "jaxal_version": jaxal.__version__,
+        "complete": complete,
+        "config": setup.config.to_dict(),
+        "dataset": {
+            "name": setup.config.dataset,
+            "train_points": len(dataset.x_train),
+            "test_points": len(dataset.x_test),
+            "input_shape": list(dataset.x_train.shape[1:]),
+            "num_classes": dataset.num_classes,
+        },
+        "model": setup.model_name,
+        "compile_seconds": dict(compiled.seconds),
+        "wall_seconds": wall_seconds,
+        "experiments": experiments,
+    }
+
+
+def write_results(directory: str, results: dict[str, Any]) -> None:
+    """Write ``results`` to ``DIR/results.json``, atomically."""
+    checkpoint.atomic_write_json(os.path.join(directory, RESULTS), results)
+
+
+def draw_figure(directory: str, output: str | None = None) -> str:
+    """Draw the learning curves of ``DIR/results.json`` to ``output`` (default
+    ``DIR/learning_curves.png``) and return that path.
+
+    Raises:
+        ValueError: no readable results, no finished round, or no matplotlib.
+    """
+    output = output or os.path.join(directory, FIGURE)
+    plot.plot(plot.read_results(directory), output)
+    return output

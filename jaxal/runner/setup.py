@@ -1,0 +1,178 @@
+"""What a run builds once and shares between its experiments: every seed's dataset, the
+model (``--model``), its trainer and the strategies, all checked before the first round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxal.data import Dataset, from_raw, load_raw
+from jaxal.model import from_flax
+from jaxal.runner.config import RunConfig
+from jaxal.strategies import Strategy
+from jaxal.strategies import get as get_strategy
+from jaxal.train import MODELS, Trainer, trainer
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything a run shares between its experiments."""
+
+    config: RunConfig
+    datasets: list[Dataset]  # one per seed
+    module: nn.Module
+    model_name: str
+    trainer: Trainer
+    strategies: dict[str, Strategy]
+
+
+def check_budget(config: RunConfig, pool_size: int) -> None:
+    """Raise ValueError unless ``initial + rounds * budget`` points fit in the pool."""
+    needed = config.initial + config.rounds * config.budget
+    if needed > pool_size:
+        hint = (
+            f"--rounds can be at most {(pool_size - config.initial) // config.budget} with "
+            "this --initial and --budget"
+            if config.initial <= pool_size
+            else f"--initial can be at most {pool_size}"
+        )
+        raise ValueError(
+            f"budget too large for the pool: initial ({config.initial}) + rounds "
+            f"({config.rounds}) x budget ({config.budget}) = {needed} points, but the pool "
+            f"has {pool_size} ({hint})"
+        )
+
+
+def resolve_module(spec: str, dataset: Dataset) -> tuple[nn.Module, str]:
+    """The linen module for ``--model`` and a name for it.
+
+    ``auto``: ``cnn`` for images (rank >= 3 inputs), ``mlp`` for vectors. ``mlp`` /
+    ``cnn``: :mod:`jaxal.train`'s models. ``module:attr`` or ``path/file.py:attr``: a linen
+    module instance, or a class or function called with ``num_classes=C`` (a class
+    without that field is called with no argument); its ``__call__(x, train)`` must
+    return (logits [B, C], embedding [B, D]).
+    """
+    if spec == "auto":
+        spec = "cnn" if dataset.x_train.ndim >= 3 else "mlp"
+    if spec in MODELS:
+        return MODELS[spec](num_classes=dataset.num_classes), spec
+    if ":" not in spec:
+        raise ValueError(
+            f"unknown model {spec!r}: use 'auto', {', '.join(map(repr, MODELS))} or "
+            "'module:attr' (a flax.linen module returning (logits, embedding))"
+        )
+    target = _import_attr(spec)
+    if isinstance(target, nn.Module):
+        module = target
+    elif isinstance(target, type) and issubclass(target, nn.Module):
+        fields = {f.name for f in dataclasses.fields(target)}
+        module = target(num_classes=dataset.num_classes) if "num_classes" in fields else target()
+    elif callable(target):
+        module = target(num_classes=dataset.num_classes)
+    else:
+        raise TypeError(f"model {spec!r} is a {type(target).__name__}, not a flax.linen module")
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"model {spec!r} gave a {type(module).__name__}; the runner trains flax.linen "
+            "modules (for flax.nnx, use the library API)"
+        )
+    return module, spec
+
+
+def _import_attr(spec: str) -> Any:
+    """``attr`` of ``module:attr`` (a module on the path, or a ``.py`` file)."""
+    module_name, _, attr = spec.rpartition(":")
+    is_file = module_name.endswith(".py") or os.sep in module_name
+    if is_file and not os.path.isfile(module_name):
+        raise ValueError(f"model {spec!r}: the file {module_name} does not exist")
+    try:
+        if is_file:
+            name = "_jaxal_user_model_" + os.path.splitext(os.path.basename(module_name))[0]
+            file_spec = importlib.util.spec_from_file_location(name, module_name)
+            if file_spec is None or file_spec.loader is None:
+                raise ImportError(f"{module_name} is not a Python file")
+            module = importlib.util.module_from_spec(file_spec)
+            sys.modules[name] = module
+            file_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except Exception as error:  # the user's code: any error means "cannot import"
+        raise ValueError(
+            f"model {spec!r}: cannot import {module_name} ({type(error).__name__}: {error})"
+        ) from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"model {spec!r}: {module_name} has no attribute {attr!r}") from None
+
+
+def check_model(module: nn.Module, spec: str, dataset: Dataset, train: Trainer) -> None:
+    """Trace the module once on two points; raise a clear error if it does not fit."""
+    x = jnp.asarray(dataset.x_train[:2])
+    try:
+        state = jax.eval_shape(train.init, jax.random.key(0), x)
+        out = jax.eval_shape(lambda v, x: module.apply(v, x, train=False), state.params, x)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(
+            f"model {spec!r} fails on inputs of shape {dataset.x_train.shape[1:]}: "
+            f"{type(error).__name__}: {first}"
+        ) from None
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        raise TypeError(f"model {spec!r} must return (logits, embedding), got {out}")
+    logits, embedding = out
+    if logits.ndim != 2 or logits.shape[1] < dataset.num_classes or embedding.ndim != 2:
+        raise ValueError(
+            f"model {spec!r} must return logits [B, C >= {dataset.num_classes}] and an "
+            f"embedding [B, D]; got {logits.shape} and {embedding.shape}"
+        )
+
+
+def make_setup(config: RunConfig) -> Setup:
+    """Load every seed's data, build the model, trainer and strategies; check the budget.
+
+    Raises:
+        ValueError / TypeError: anything that would make the run fail later.
+    """
+    raw = load_raw(config.dataset, data_dir=config.data_dir)
+    datasets = [
+        from_raw(
+            raw,
+            config.dataset,
+            seed=seed,
+            test_fraction=config.test_fraction,
+            max_train=config.max_train,
+            max_test=config.max_test,
+            normalization=config.normalization,
+        )
+        for seed in range(config.seeds)
+    ]
+    check_budget(config, len(datasets[0].x_train))
+    module, model_name = resolve_module(config.model, datasets[0])
+    train = trainer(
+        module,
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+        batch_size=config.train_batch_size,
+    )
+    check_model(module, model_name, datasets[0], train)
+    model = from_flax(module)
+    strategies = {}
+    for name in config.strategy:
+        hparams = config.hparams.get(name, {})
+        try:
+            strategies[name] = get_strategy(name)(model, config.budget, **hparams)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"strategy {name!r} with {hparams or 'defaults'}: {error}") from None
+    return Setup(config, datasets, module, model_name, train, strategies)
