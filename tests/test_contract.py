@@ -26,9 +26,9 @@ CASES = {
     "kmeans": [{"max_iter": 5}, {"representation": "raw", "n_init": 2, "max_iter": 5}],
     "badge": [
         {},
-        {"embedding": "bias"},
-        {"embedding": "bias_linear"},
-        {"embedding": "params", "params_filter": "Dense_1"},
+        {"gradient": "bias"},
+        {"gradient": "bias_linear"},
+        {"gradient": "params", "params_filter": "Dense_1"},
     ],
     "batchbald": [{"mc_samples": 4, "max_configurations": 40}],
     "deepfool": [{"max_iter": 5}, {"num_classes": 2}],
@@ -48,9 +48,9 @@ CASES = {
     "scmi": [{}, {"function": "logdetcmi", "optimizer": "stochastic"}],
     "glister": [
         {},
-        {"regularizer": "random", "lam": 0.3},
-        {"regularizer": "facility_location", "lam": 0.5, "gradient": "linear"},
-        {"regularizer": "diversity", "lam": 1.0, "lr": 0.1, "gradient": "bias"},
+        {"regularizer": "random", "lambda_": 0.3},
+        {"regularizer": "facility_location", "lambda_": 0.5, "gradient": "linear"},
+        {"regularizer": "diversity", "lambda_": 1.0, "lr": 0.1, "gradient": "bias"},
     ],
     "gradmatch": [
         {},
@@ -191,7 +191,7 @@ def test_unfillable_slots_are_minus_one_under_jit(name, hparams, model, params, 
     assert np.all(indices[unlabeled:] == -1)
 
 
-@pytest.mark.parametrize(("name", "hparams"), [("entropy", {}), ("badge", {"embedding": "bias"})])
+@pytest.mark.parametrize(("name", "hparams"), [("entropy", {}), ("badge", {"gradient": "bias"})])
 def test_convenience_select_matches_factory(name, hparams, model, params, pool, key):
     via_name = jaxal.select(name, model, params, pool, key, BUDGET, batch_size=40, **hparams)
     via_factory = _build(name, hparams, model).select(params, pool, key)

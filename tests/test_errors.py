@@ -49,8 +49,8 @@ def test_unknown_strategy_lists_known_names(model, params, pool, key):
     [
         ("entropy", {"mc_samples": 0}, "mc_samples"),
         ("bald", {"mc_samples": None}, "mc_samples"),
-        ("badge", {"embedding": "weights"}, "embedding"),
-        ("badge", {"embedding": "params"}, "params_filter"),
+        ("badge", {"gradient": "weights"}, "gradient"),
+        ("badge", {"gradient": "params"}, "params_filter"),
         ("badge", {"params_filter": "Dense"}, "params_filter"),
         ("kmeans", {"representation": "pixels"}, "representation"),
         ("kmeans", {"n_init": 0}, "n_init"),

@@ -285,7 +285,7 @@ def pool_with_labels(pool):
 def test_strategy_matches_numpy(kind, reg, lam, use_validation, model, params, pool_with_labels):
     budget, lr = 5, 0.05
     strategy = jaxal.strategies.glister(
-        model, budget, lr=lr, gradient=kind, regularizer=reg, lam=lam, batch_size=40
+        model, budget, lr=lr, gradient=kind, regularizer=reg, lambda_=lam, batch_size=40
     )
     inputs = {}
     if use_validation:
@@ -326,12 +326,12 @@ def test_validation_inputs_are_traced(model, params, pool, key):
         ({"lr": 0.0}, ValueError, "lr"),
         ({"lr": -1.0}, ValueError, "lr"),
         ({"lr": "fast"}, TypeError, "lr"),
-        ({"regularizer": "Rand", "lam": 0.5}, ValueError, "regularizer"),
-        ({"regularizer": "diversity"}, ValueError, "lam is required"),
-        ({"lam": 0.5}, ValueError, "lam applies only"),
-        ({"regularizer": "random", "lam": 1.0}, ValueError, "lam"),
-        ({"regularizer": "random", "lam": 0.0}, ValueError, "lam"),
-        ({"regularizer": "facility_location", "lam": -1.0}, ValueError, "lam"),
+        ({"regularizer": "Rand", "lambda_": 0.5}, ValueError, "regularizer"),
+        ({"regularizer": "diversity"}, ValueError, "lambda_ is required"),
+        ({"lambda_": 0.5}, ValueError, "lambda_ applies only"),
+        ({"regularizer": "random", "lambda_": 1.0}, ValueError, "lam"),
+        ({"regularizer": "random", "lambda_": 0.0}, ValueError, "lam"),
+        ({"regularizer": "facility_location", "lambda_": -1.0}, ValueError, "lam"),
         ({"gradient": "weights"}, ValueError, "gradient"),
         ({"batch_size": 0}, ValueError, "batch_size"),
     ],

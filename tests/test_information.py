@@ -170,7 +170,9 @@ def test_facility_location_closed_forms_equal_the_combinators(name):
         if name != "fl1mi":  # condition on P, the last block
             fn = _information.conditional_gain(fn, combined.indices(len(others)))
         if name != "flcg":
-            fn = _information.mutual_information(fn, combined.indices(1), submodular=True)
+            fn = _information.submodular_mutual_information(
+                fn, combined.indices(1), submodular=True
+            )
         fn = _information.restrict(fn, N)
         closed = build(
             name, pool, query, private, ground, "cosine", None, (("eta", eta), ("nu", nu))

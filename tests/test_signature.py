@@ -44,3 +44,21 @@ def test_partition_passes_inputs_to_every_part(model, params, pool, key):
         sub_key = jax.random.fold_in(jax.random.split(key)[1], i)
         expected = np.asarray(part.select(params, sub_pool, sub_key, **VALIDATION)) + start
         np.testing.assert_array_equal(picked[2 * i : 2 * i + 2], expected)
+
+
+def test_renamed_keywords_still_work_with_a_warning(model, params, pool, key):
+    with pytest.warns(DeprecationWarning, match="embedding= is deprecated; use gradient="):
+        old = jaxal.strategies.badge(model, 3, embedding="bias")
+    new = jaxal.strategies.badge(model, 3, gradient="bias")
+    assert old.gradient == new.gradient == "bias"
+    np.testing.assert_array_equal(
+        np.asarray(old.select(params, pool, key)), np.asarray(new.select(params, pool, key))
+    )
+    with pytest.warns(DeprecationWarning, match="lam= is deprecated; use lambda_="):
+        old = jaxal.strategies.glister(model, 3, regularizer="diversity", lam=0.5)
+    assert old.lambda_ == 0.5
+    with pytest.raises(ValueError, match="pass gradient= only"):
+        jaxal.strategies.badge(model, 3, gradient="bias", embedding="bias")
+    with pytest.warns(DeprecationWarning, match="use jaxal.selectors.submodular_mutual_info"):
+        combinator = jaxal.selectors.mutual_information
+    assert combinator is jaxal.selectors.submodular_mutual_information

@@ -108,14 +108,14 @@ def test_badge_matches_reference_on_materialized_gradients(kind, model, params, 
     expected = reference.kmeans_plusplus(
         embedding, ~np.asarray(pool.labeled), uniforms, first="max_norm"
     )
-    got = jaxal.strategies.badge(model, budget, embedding=kind).select(params, pool, key)
+    got = jaxal.strategies.badge(model, budget, gradient=kind).select(params, pool, key)
     np.testing.assert_array_equal(np.asarray(got), expected)
 
 
 def test_badge_params_embedding_matches_linear_bias(model, params, pool, key):
     """Per-example gradients of the last Dense layer = the factored bias_linear embedding."""
-    via_grad = jaxal.strategies.badge(model, 10, embedding="params", params_filter="Dense_1")
-    factored = jaxal.strategies.badge(model, 10, embedding="bias_linear")
+    via_grad = jaxal.strategies.badge(model, 10, gradient="params", params_filter="Dense_1")
+    factored = jaxal.strategies.badge(model, 10, gradient="bias_linear")
     np.testing.assert_array_equal(
         np.asarray(via_grad.select(params, pool, key)),
         np.asarray(factored.select(params, pool, key)),

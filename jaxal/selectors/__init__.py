@@ -1,5 +1,8 @@
 """Selectors over arrays with candidate masks: they never see a model."""
 
+import warnings
+from typing import Any
+
 from jaxal._points import OuterProduct as OuterProduct
 from jaxal._points import gather as gather
 from jaxal.selectors._batchbald import DEFAULT_MAX_CONFIGURATIONS as BATCHBALD_MAX_CONFIGURATIONS
@@ -33,8 +36,10 @@ from jaxal.selectors._information import information_measure as information_meas
 from jaxal.selectors._information import logdetcg as logdetcg
 from jaxal.selectors._information import logdetcmi as logdetcmi
 from jaxal.selectors._information import logdetmi as logdetmi
-from jaxal.selectors._information import mutual_information as mutual_information
 from jaxal.selectors._information import restrict as restrict
+from jaxal.selectors._information import (
+    submodular_mutual_information as submodular_mutual_information,
+)
 from jaxal.selectors._kernels import METRICS as METRICS
 from jaxal.selectors._kernels import Similarity as Similarity
 from jaxal.selectors._kernels import similarity_kernel as similarity_kernel
@@ -104,7 +109,6 @@ __all__ = [
     "METRICS",
     "MI_FUNCTIONS",
     "min_sq_distances_to_members",
-    "mutual_information",
     "nearest_distinct",
     "nnls",
     "OPTIMIZERS",
@@ -121,7 +125,25 @@ __all__ = [
     "stochastic_top_k",
     "SUBMODULAR_FUNCTIONS",
     "submodular_greedy",
+    "submodular_mutual_information",
     "SubmodularFn",
     "sum_redundancy",
     "top_k",
 ]
+
+
+_RENAMED = {"mutual_information": "submodular_mutual_information"}
+
+
+def __getattr__(name: str) -> Any:
+    """Old names of renamed selectors, with a DeprecationWarning."""
+    if name in _RENAMED:
+        new = _RENAMED[name]
+        warnings.warn(
+            f"jaxal.selectors.{name} is deprecated; use jaxal.selectors.{new} "
+            "(jaxal.scores.mutual_information is BALD's score)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module 'jaxal.selectors' has no attribute {name!r}")

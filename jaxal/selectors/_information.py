@@ -12,7 +12,7 @@ set P,
 
 Three combinators build them from any ``SubmodularFn`` over the combined ground set
 V + Q + P (V first): :func:`conditional_gain` (P inserted into the state at ``init``),
-:func:`mutual_information` (two states, f(. | A) and f(. | A + Q), updated together and
+:func:`submodular_mutual_information` (two states, f(. | A) and f(. | A + Q), updated together and
 evaluated in one ``vmap``, so a kernel column computed on the fly serves both) and
 :func:`restrict` (only the pool elements are candidates). With them
 
@@ -116,7 +116,7 @@ def conditional_gain(
     return fn._replace(name=f"conditional_gain({fn.name})", init=init)
 
 
-def mutual_information(
+def submodular_mutual_information(
     fn: SubmodularFn,
     query: jax.Array,
     *,
@@ -323,7 +323,7 @@ def fl1mi(
 
     submodlib's FacilityLocationMutualInformation (magnificationEta = eta), with
     q_i = eta max_{p in Q} Sq_ip: I_f(A; Q) of facility location f over the rows V and the
-    columns V + Q, query columns scaled by eta (equal to ``mutual_information`` over that
+    columns V + Q, query columns scaled by eta (equal to ``submodular_mutual_information`` over that
     f, in one state). Monotone submodular.
     Gain: sum_i [min(max(m_i, S_ie), q_i) - min(m_i, q_i)], m_i = max(0, max_{j in A} S_ij).
 
@@ -440,7 +440,7 @@ def logdetmi(
     sets = _concat(pool, ("query", query))
     table = ((1.0, eta), (eta, 1.0))
     fn, insert = _log_determinant_over(sets, table, metric, chunk_size, lambda_)
-    fn = mutual_information(fn, sets.indices(1), insert=insert)
+    fn = submodular_mutual_information(fn, sets.indices(1), insert=insert)
     hparams = {"eta": eta, "lambda_": lambda_, "metric": metric}
     return _named(restrict(fn, sets.sizes[0]), "logdetmi", **hparams)
 
@@ -563,7 +563,8 @@ def flcmi(
     privacyHardness = nu): rows V, columns V + Q + P with blocks [S, eta Sq, nu Sp]. Per
     row, f(A + P) + f(Q + P) - f(A + Q + P) - f(P) = min(max(a_i, p_i), c_i) - p_i with
     p_i = max(0, nu max_p Sp_ip) and c_i = max(p_i, eta max_q Sq_iq): facility location
-    with a floor and a cap (equal to ``mutual_information(conditional_gain(f))``, in one
+    with a floor and a cap (equal to
+    ``submodular_mutual_information(conditional_gain(f))``, in one
     state). Monotone submodular. Gain: f(e | A + P) - f(e | A + Q + P).
 
     Cost and memory: see :func:`capped_facility_location` (the pool kernel), plus the
@@ -613,7 +614,7 @@ def logdetcmi(
     table = ((1.0, eta, nu), (eta, 1.0, 1.0), (nu, 1.0, 1.0))
     fn, insert = _log_determinant_over(sets, table, metric, chunk_size, lambda_)
     fn = conditional_gain(fn, sets.indices(2), insert=insert)
-    fn = mutual_information(fn, sets.indices(1), insert=insert)
+    fn = submodular_mutual_information(fn, sets.indices(1), insert=insert)
     hparams = {"eta": eta, "nu": nu, "lambda_": lambda_, "metric": metric}
     return _named(restrict(fn, sets.sizes[0]), "logdetcmi", **hparams)
 

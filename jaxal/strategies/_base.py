@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -93,6 +94,20 @@ def _checked(fn: Callable[..., Any], name: str, accepted: tuple[str, ...]) -> Ca
 
     del call.__wrapped__  # its own signature, (params, pool, key, **inputs), is the public one
     return call
+
+
+def renamed(factory: str, new: str, old: str, new_value: Any, old_value: Any, default: Any) -> Any:
+    """The value of a renamed keyword: the old name still works, with a DeprecationWarning.
+
+    Raises:
+        ValueError: both names given (``new_value`` not its ``default``).
+    """
+    if old_value is None:
+        return new_value
+    if new_value != default:
+        raise ValueError(f"{factory}: pass {new}= only ({old}= is its deprecated name)")
+    warnings.warn(f"{factory}: {old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=3)
+    return old_value
 
 
 def check_common(

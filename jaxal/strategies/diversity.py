@@ -18,6 +18,7 @@ from jaxal.strategies._base import (
     finite_points,
     make_strategy,
     no_score,
+    renamed,
 )
 
 
@@ -79,9 +80,10 @@ def badge(
     model: Model,
     budget: int,
     *,
-    embedding: str = "linear",
+    gradient: str = "linear",
     params_filter: Callable[[str], bool] | str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    embedding: str | None = None,
 ) -> Strategy:
     """BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings at predicted labels.
 
@@ -89,7 +91,7 @@ def badge(
     drawn with probability proportional to the squared distance to the nearest pick (D^2
     sampling with ``key``). Picks are always distinct.
 
-    ``embedding`` chooses the gradient: ``"linear"`` (the last layer's weights, DISTIL's
+    ``gradient`` chooses the gradient: ``"linear"`` (the last layer's weights, DISTIL's
     default), ``"bias"``, ``"bias_linear"`` (both), computed in factored form
     (``jaxal.model.gradient_embedding``: O(N (C + D)) memory, never the [N, C * D]
     matrix); or ``"params"``: true per-example gradients by ``vmap(grad)`` of the
@@ -99,19 +101,26 @@ def badge(
     Args:
         model: the :class:`jaxal.Model`.
         budget: points per selection.
-        embedding: ``"linear"``, ``"bias"``, ``"bias_linear"`` or ``"params"``.
+        gradient: ``"linear"``, ``"bias"``, ``"bias_linear"`` or ``"params"`` (the same
+            name and values as GLISTER's, GradMatch's and the SIMILAR strategies').
         params_filter: with ``"params"`` only: a predicate on the leaf path
             (``"params/Dense_1/kernel"``) or a substring of it.
         batch_size: points per forward pass.
+        embedding: the deprecated name of ``gradient``.
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` whose ``select`` returns int32 [budget] in pick
+        order; ``score`` is None.
     """
     budget, batch_size = check_common(model, budget, batch_size)
-    _checks.one_of(embedding, (*GRADIENT_EMBEDDINGS, "params"), "embedding")
-    if (embedding == "params") != (params_filter is not None):
-        raise ValueError("params_filter is required with embedding='params' and only there")
+    gradient = renamed("badge", "gradient", "embedding", gradient, embedding, "linear")
+    _checks.one_of(gradient, (*GRADIENT_EMBEDDINGS, "params"), "gradient")
+    if (gradient == "params") != (params_filter is not None):
+        raise ValueError("params_filter is required with gradient='params' and only there")
 
     def gradients(params, x, candidates):
         """(gradient embeddings, the candidates whose model outputs are finite)."""
-        if embedding == "params":
+        if gradient == "params":
             grads = parameter_gradients(model, params, x, batch_size, params_filter)
             _checks.finite(grads, "per-example gradients")
             candidates, (grads,) = finite_points(candidates, grads)
@@ -121,14 +130,14 @@ def badge(
         _checks.finite(features, "embeddings")
         # The logits themselves decide: XLA may soften a NaN row inside the softmax.
         candidates, (logits, features) = finite_points(candidates, logits, features)
-        return gradient_embedding(logits, features, embedding), candidates
+        return gradient_embedding(logits, features, gradient), candidates
 
     def select(params, pool, key):
         points, candidates = gradients(params, pool.x, candidates_for(pool, budget))
         uniforms = jax.random.uniform(key, (budget,))
         return selectors.kmeans_plusplus(points, candidates, uniforms, first="max_norm")
 
-    hparams = {"embedding": embedding, "params_filter": params_filter, "batch_size": batch_size}
+    hparams = {"gradient": gradient, "params_filter": params_filter, "batch_size": batch_size}
     return make_strategy("badge", budget, hparams, select, no_score)
 
 

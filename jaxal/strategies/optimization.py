@@ -24,6 +24,7 @@ from jaxal.strategies._base import (
     check_common,
     make_strategy,
     no_score,
+    renamed,
 )
 
 VALIDATION_INPUTS = ("validation_x", "validation_y")
@@ -36,9 +37,10 @@ def glister(
     *,
     lr: float = 0.01,
     regularizer: str = "none",
-    lam: float | None = None,
+    lambda_: float | None = None,
     gradient: str = "bias_linear",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    lam: float | None = None,
 ) -> Strategy:
     """GLISTER-active (Killamsetty et al. 2021), as DISTIL's ``GLISTER``.
 
@@ -57,8 +59,9 @@ def glister(
 
     Differences from DISTIL: the validation gradient is the mean over the V validation
     points at every step (DISTIL divides the first one by the number of unlabeled points
-    and later ones by V, which shifts the balance against ``lam``); ``"random"`` returns
-    exactly ``budget`` points (DISTIL: budget + 1 when (1 - lam) * budget is fractional),
+    and later ones by V, which shifts the balance against ``lambda_``); ``"random"`` returns
+    exactly ``budget`` points (DISTIL: budget + 1 when (1 - lambda_) * budget is
+    fractional),
     its random picks drawn with ``key``; the distances of the regularizers are computed
     from the factors (no N x N matrix; see the selector for the cost of
     ``"facility_location"``, whose every step is O(N^2 * (C + D))).
@@ -70,27 +73,35 @@ def glister(
             default 0.01 is ``jaxal.train``'s learning rate), > 0.
         regularizer: ``"none"``, ``"random"`` (DISTIL's 'Rand'), ``"facility_location"``
             ('FacLoc') or ``"diversity"`` ('Diversity').
-        lam: the regularizer's weight, required with a regularizer and only there: in
-            (0, 1) for ``"random"`` (the fraction of random picks), >= 0 otherwise.
+        lambda_: the regularizer's weight (DISTIL's ``lam``), required with a regularizer
+            and only there: in (0, 1) for ``"random"`` (the fraction of random picks),
+            >= 0 otherwise.
         gradient: the last-layer gradient: ``"bias_linear"`` (DISTIL), ``"linear"`` or
             ``"bias"`` (the simulated step then moves those parameters only).
         batch_size: points per forward pass.
+        lam: the deprecated name of ``lambda_``.
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` named ``"glister"`` whose ``select(params, pool,
+        key, **inputs)`` (inputs: ``validation_x`` [V, ...], ``validation_y`` int [V],
+        optional) returns int32 [budget] in pick order; ``score`` is None.
     """
     budget, batch_size = check_common(model, budget, batch_size)
     lr = _checks.positive_float(lr, "lr")
     _checks.one_of(regularizer, selectors.GLISTER_REGULARIZERS, "regularizer")
     _checks.one_of(gradient, GRADIENT_EMBEDDINGS, "gradient")
+    lambda_ = renamed("glister", "lambda_", "lam", lambda_, lam, None)
     if regularizer == "none":
-        if lam is not None:
-            raise ValueError("lam applies only with a regularizer; regularizer='none'")
+        if lambda_ is not None:
+            raise ValueError("lambda_ applies only with a regularizer; regularizer='none'")
         weight = 0.0
     else:
-        if lam is None:
-            raise ValueError(f"lam is required with regularizer={regularizer!r}")
-        weight = _checks.nonnegative_float(lam, "lam")
+        if lambda_ is None:
+            raise ValueError(f"lambda_ is required with regularizer={regularizer!r}")
+        weight = _checks.nonnegative_float(lambda_, "lambda_")
         selectors.glister_greedy_count(
             budget, regularizer, weight
-        )  # checks 0 < lam < 1 for "random"
+        )  # checks 0 < lambda_ < 1 for "random"
 
     def select(params, pool, key, validation_x=None, validation_y=None):
         candidates = candidates_for(pool, budget)
@@ -127,7 +138,7 @@ def glister(
     hparams = {
         "lr": lr,
         "regularizer": regularizer,
-        "lam": lam,
+        "lambda_": lambda_,
         "gradient": gradient,
         "batch_size": batch_size,
     }
@@ -175,6 +186,11 @@ def gradmatch(
         target_scale: fixed-weight target (k / n_b) * b (``"budget"``) or DISTIL's
             (N / n_b) * b (``"pool"``).
         batch_size: points per forward pass.
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` named ``"gradmatch"`` whose ``select(params,
+        pool, key, **inputs)`` (inputs: ``validation_x`` [V, ...], ``validation_y`` int
+        [V], optional) returns int32 [budget] in pick order; ``score`` is None.
     """
     budget, batch_size = check_common(model, budget, batch_size)
     _checks.one_of(gradient, GRADIENT_EMBEDDINGS, "gradient")
