@@ -1,9 +1,5 @@
-"""Shared fixtures: tiny seeded models and pools, built once per session; the ``slow``
-marker and the xdist groups of the contract table.
-
-No persistent XLA compilation cache: writing a compiled program that spans the four host
-devices of the sharding tests into it crashed the worker (a segmentation fault in
-``jax._src.compilation_cache.put_executable_and_time``)."""
+"""Shared fixtures: tiny seeded models and pools, built once per session; a persistent
+compilation cache; the ``slow`` marker and the xdist groups of the contract table."""
 
 from __future__ import annotations
 
@@ -34,6 +30,19 @@ SLOW_CLI_TESTS = {
 }
 # Modules parametrized over tests/test_contract.py's table (ids = test_contract.IDS).
 CONTRACT_TABLE_MODULES = {"test_contract.py", "test_sharding.py"}
+
+
+def pytest_configure(config):
+    """A persistent XLA compilation cache under pytest's cache directory
+    (``.pytest_cache/d/jax``): xdist workers and later runs load compiled programs instead
+    of compiling them again, the unjitted loops of a strategy included. Left alone when
+    ``JAX_COMPILATION_CACHE_DIR`` is set, or pytest's cache is off (``-p no:cacheprovider``)."""
+    cache = getattr(config, "cache", None)
+    if cache is None or jax.config.jax_compilation_cache_dir is not None:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(cache.mkdir("jax")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 def pytest_collection_modifyitems(config, items):
