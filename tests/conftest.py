@@ -17,6 +17,37 @@ import pytest
 
 import jaxal
 
+
+def _map_count(path: str) -> int | None:
+    """Lines of a /proc file (None off Linux)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read().count(b"\n")
+    except OSError:
+        return None
+
+
+def _max_map_count() -> int | None:
+    try:
+        with open("/proc/sys/vm/max_map_count") as file:
+            return int(file.read())
+    except (OSError, ValueError):
+        return None
+
+
+_MAX_MAPS = _max_map_count()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Clear JAX's caches once this worker holds half of Linux's memory-map limit: every
+    compiled executable keeps its maps, and a worker that reaches vm.max_map_count dies
+    with a segmentation fault inside XLA's compiler."""
+    del item, nextitem
+    maps = _map_count("/proc/self/maps")
+    if _MAX_MAPS and maps and maps > _MAX_MAPS // 2:
+        jax.clear_caches()
+
+
 N_POINTS = 96
 N_FEATURES = 6
 N_HIDDEN = 16
