@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny seeded models and pools, built once per session."""
+"""Shared fixtures: tiny seeded models and pools, built once per session; a persistent
+compilation cache; JAX's caches cleared before a worker runs out of memory maps; the
+``slow`` marker and the xdist groups of the contract table."""
 
 from __future__ import annotations
 
@@ -38,6 +40,19 @@ def _max_map_count() -> int | None:
 _MAX_MAPS = _max_map_count()
 
 
+def pytest_configure(config):
+    """A persistent XLA compilation cache under pytest's cache directory
+    (``.pytest_cache/d/jax``): xdist workers and later runs load compiled programs instead
+    of compiling them again, the unjitted loops of a strategy included. Left alone when
+    ``JAX_COMPILATION_CACHE_DIR`` is set, or pytest's cache is off (``-p no:cacheprovider``)."""
+    cache = getattr(config, "cache", None)
+    if cache is None or jax.config.jax_compilation_cache_dir is not None:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(cache.mkdir("jax")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
 def pytest_runtest_teardown(item, nextitem):
     """Clear JAX's caches once this worker holds half of Linux's memory-map limit: every
     compiled executable keeps its maps, and a worker that reaches vm.max_map_count dies
@@ -46,6 +61,37 @@ def pytest_runtest_teardown(item, nextitem):
     maps = _map_count("/proc/self/maps")
     if _MAX_MAPS and maps and maps > _MAX_MAPS // 2:
         jax.clear_caches()
+
+
+# End-to-end ``jaxal`` runs in tests/test_cli.py (marked ``slow`` here: that file is left as
+# it is): the tests that use a whole run's fixture, and those that run experiments.
+SLOW_CLI_FIXTURES = {"finished", "four_rounds"}
+SLOW_CLI_TESTS = {
+    "test_tables_and_progress",
+    "test_resume_ends_with_the_same_results",
+    "test_user_model_from_a_file",
+    "test_npz_dataset",
+    "test_resume_after_sigkill_in_a_round",
+}
+# Modules parametrized over tests/test_contract.py's table (ids = test_contract.IDS).
+CONTRACT_TABLE_MODULES = {"test_contract.py", "test_sharding.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the CLI's end-to-end runs ``slow``; put the tests of one case of the contract
+    table on one xdist worker (``--dist loadgroup``), which builds and compiles its strategy
+    once (tests/test_contract.py's ``_built``)."""
+    del config
+    for item in items:
+        module = item.path.name
+        if module == "test_cli.py" and (
+            SLOW_CLI_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or getattr(item, "originalname", item.name) in SLOW_CLI_TESTS
+        ):
+            item.add_marker(pytest.mark.slow)
+        callspec = getattr(item, "callspec", None)
+        if module in CONTRACT_TABLE_MODULES and callspec is not None:
+            item.add_marker(pytest.mark.xdist_group(f"contract-{callspec.id}"))
 
 
 N_POINTS = 96

@@ -385,7 +385,12 @@ def test_resume_after_sigkill_in_a_round(capsys, tmp_path, four_rounds):
     command = [sys.executable, str(script), str(marker), "12"]
     command += ["run", *FOUR_ROUNDS, "--out", str(out)]
     with open(tmp_path / "log", "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        # The script runs from tmp_path: put this checkout's jaxal first on its path.
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        }
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120
             while not marker.exists() and process.poll() is None:

@@ -1,14 +1,25 @@
-"""One table over every registered strategy: the invariants of DESIGN.md's contract."""
+"""One table over every registered strategy: the invariants of DESIGN.md's contract.
+
+Every case's strategy is built once per process and its ``select`` / ``score`` jitted once
+(``_built``), shared by the tests of that case (conftest puts them on one xdist worker).
+Like optax's wide tables, the checks run under ``jit``; the unjitted call, which retraces
+and recompiles every loop of a strategy, runs once per strategy name and model (the first
+case of each name, and the head-model path), always compared with the jitted one.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jaxal
 from tests.conftest import N_CLASSES, N_FEATURES, N_POINTS
@@ -94,17 +105,41 @@ INPUTS = {
 }
 
 
+class Built(NamedTuple):
+    """A strategy of the table with its ``select`` and ``score`` jitted (each compiles on
+    its first call, once per process)."""
+
+    strategy: jaxal.strategies.Strategy
+    select: Callable[..., Any]
+    score: Callable[..., Any]
+
+
+# (name, hparams, id(model), budget, batch_size) -> (model, Built); the model is kept so
+# that its id is never reused.
+_BUILT: dict[tuple, tuple[Any, Built]] = {}
+
+
+def _built(name, hparams, model, budget=BUDGET, batch_size=40) -> Built:
+    """The strategy, with its extra inputs (if any) bound into select and score, and both
+    jitted: built once per (name, hparams, model, budget, batch_size)."""
+    cache_key = (name, tuple(sorted(hparams.items())), id(model), budget, batch_size)
+    if cache_key not in _BUILT:
+        strategy = jaxal.strategies.get(name)(model, budget, batch_size=batch_size, **hparams)
+        assert set(strategy.inputs) <= set(INPUTS)
+        if strategy.inputs:
+            inputs = {name: INPUTS[name] for name in strategy.inputs}
+            strategy = strategy._replace(
+                select=functools.partial(strategy.select, **inputs),
+                score=functools.partial(strategy.score, **inputs),
+            )
+        built = Built(strategy, jax.jit(strategy.select), jax.jit(strategy.score))
+        _BUILT[cache_key] = (model, built)
+    return _BUILT[cache_key][1]
+
+
 def _build(name, hparams, model, budget=BUDGET, batch_size=40):
-    """The strategy, with its extra inputs (if any) bound into select and score."""
-    strategy = jaxal.strategies.get(name)(model, budget, batch_size=batch_size, **hparams)
-    assert set(strategy.inputs) <= set(INPUTS)
-    if not strategy.inputs:
-        return strategy
-    inputs = {name: INPUTS[name] for name in strategy.inputs}
-    return strategy._replace(
-        select=functools.partial(strategy.select, **inputs),
-        score=functools.partial(strategy.score, **inputs),
-    )
+    """The strategy, with its extra inputs (if any) bound into select and score (cached)."""
+    return _built(name, hparams, model, budget, batch_size).strategy
 
 
 SCORED = {"least_confidence", "margin", "entropy", "bald", "deepfool", "bim", "stochastic"}
@@ -112,37 +147,52 @@ TOP_K_OF_SCORE = SCORED - {"stochastic"}
 MC_TABLE = [(name, hp) for name, hp in TABLE if "mc_samples" in hp]
 
 
-def _check_invariants(strategy, params, pool, key):
-    """Eager once, jitted twice: exact budget, int32, distinct, in range, never labeled."""
-    indices = np.asarray(strategy.select(params, pool, key))
-    assert strategy.select(params, pool, key).dtype == jnp.int32
+def _runs_eagerly(name, hparams):
+    """The case of each strategy name whose select also runs unjitted: its first."""
+    return hparams == CASES[name][0]
+
+
+def _check_invariants(built, params, pool, key, *, eager):
+    """Jitted twice (and, if ``eager``, unjitted once, equal to the jitted call): exact
+    budget, int32, distinct, in range, never labeled."""
+    jitted = built.select(params, pool, key)
+    assert jitted.dtype == jnp.int32
+    indices = np.asarray(jitted)
     assert indices.shape == (BUDGET,)
     assert len(set(indices.tolist())) == BUDGET, "indices must be distinct"
     assert indices.min() >= 0 and indices.max() < N_POINTS
     assert not np.asarray(pool.labeled)[indices].any(), "a labeled point was selected"
-    select = jax.jit(strategy.select)
-    np.testing.assert_array_equal(indices, np.asarray(select(params, pool, key)))
-    np.testing.assert_array_equal(indices, np.asarray(select(params, pool, key)))
+    np.testing.assert_array_equal(indices, np.asarray(built.select(params, pool, key)))
+    if eager:
+        unjitted = built.strategy.select(params, pool, key)
+        assert unjitted.dtype == jnp.int32
+        np.testing.assert_array_equal(indices, np.asarray(unjitted))
 
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
 def test_select_invariants(name, hparams, model, params, pool, key):
-    strategy = _build(name, hparams, model)
+    built = _built(name, hparams, model)
+    strategy = built.strategy
     assert strategy.name == name and strategy.budget == BUDGET
     for hp, value in hparams.items():
         assert getattr(strategy, hp) == value
-    _check_invariants(strategy, params, pool, key)
+    _check_invariants(built, params, pool, key, eager=_runs_eagerly(name, hparams))
+
+
+def test_every_name_runs_eagerly_once():
+    eager = [(name, hp) for name, hp in TABLE if _runs_eagerly(name, hp)]
+    assert sorted(name for name, _ in eager) == sorted(CASES)
 
 
 @pytest.mark.parametrize(("name", "hparams"), MC_TABLE, ids=[f"{n}-head" for n, _ in MC_TABLE])
 def test_select_invariants_head_path(name, hparams, head_model, params, pool, key):
-    _check_invariants(_build(name, hparams, head_model), params, pool, key)
+    _check_invariants(_built(name, hparams, head_model), params, pool, key, eager=True)
 
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
 def test_score_contract(name, hparams, model, params, pool, key):
-    strategy = _build(name, hparams, model)
-    scores = jax.jit(strategy.score)(params, pool, key)
+    built = _built(name, hparams, model)
+    scores = built.score(params, pool, key)
     assert (scores is not None) == (name in SCORED)
     if scores is None:
         return
@@ -154,7 +204,7 @@ def test_score_contract(name, hparams, model, params, pool, key):
         return
     # select is the top `budget` of score (ties aside: the fixture has none).
     expected = np.argsort(-np.asarray(scores), kind="stable")[:BUDGET]
-    np.testing.assert_array_equal(np.asarray(jax.jit(strategy.select)(params, pool, key)), expected)
+    np.testing.assert_array_equal(np.asarray(built.select(params, pool, key)), expected)
 
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
@@ -178,10 +228,11 @@ def test_unfillable_slots_are_minus_one_under_jit(name, hparams, model, params, 
     unlabeled = 4
     labeled = jnp.arange(N_POINTS) >= unlabeled
     pool = jaxal.Pool.create(mlp[2], labeled=labeled)
-    strategy = _build(name, hparams, model)
+    built = _built(name, hparams, model)
     with pytest.raises(ValueError, match="budget"):
-        strategy.select(params, pool, jax.random.key(0))
-    indices = np.asarray(jax.jit(strategy.select)(params, pool, jax.random.key(0)))
+        built.strategy.select(params, pool, jax.random.key(0))
+    # The same shapes as the table's pool: the compiled select of this case runs again.
+    indices = np.asarray(built.select(params, pool, jax.random.key(0)))
     filled = indices[indices >= 0]
     assert len(set(filled.tolist())) == len(filled) and np.all(filled < unlabeled)
     if name == "partition":  # static per-part budgets: a part may run out on its own
@@ -200,9 +251,38 @@ def test_convenience_select_matches_factory(name, hparams, model, params, pool, 
 
 @pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
 def test_independent_of_batch_size(name, hparams, model, params, pool, key):
-    small = _build(name, hparams, model, batch_size=7)
-    large = _build(name, hparams, model, batch_size=1000)
-    np.testing.assert_array_equal(
-        np.asarray(jax.jit(small.select)(params, pool, key)),
-        np.asarray(jax.jit(large.select)(params, pool, key)),
+    # batch_size 7 and 1000 against the table's 40 (compiled for the other tests of the case).
+    expected = np.asarray(_built(name, hparams, model).select(params, pool, key))
+    for batch_size in (7, 1000):
+        got = _built(name, hparams, model, batch_size=batch_size).select(params, pool, key)
+        np.testing.assert_array_equal(np.asarray(got), expected, err_msg=f"{batch_size=}")
+
+
+@pytest.mark.parametrize(("name", "hparams"), TABLE, ids=IDS)
+def test_random_masks_under_jit(name, hparams, model, params, mlp):
+    """Random labeled sets and keys over the table's shapes: the compiled select of the case
+    runs again, nothing compiles. Unfillable slots (fewer unlabeled points than the budget)
+    are -1, after every unlabeled point."""
+    built = _built(name, hparams, model)
+
+    @settings(max_examples=4, deadline=None, derandomize=True, database=None)
+    @given(
+        unlabeled=st.sets(st.integers(0, N_POINTS - 1), min_size=1, max_size=N_POINTS),
+        seed=st.integers(0, 2**31 - 1),
     )
+    def check(unlabeled, seed):
+        labeled = np.ones(N_POINTS, bool)
+        labeled[sorted(unlabeled)] = False
+        pool = jaxal.Pool.create(mlp[2], labeled=jnp.asarray(labeled))
+        indices = np.asarray(built.select(params, pool, jax.random.key(seed)))
+        assert indices.dtype == np.int32 and indices.shape == (BUDGET,)
+        filled = indices[indices >= 0]
+        assert len(set(filled.tolist())) == len(filled), indices
+        assert np.all(filled < N_POINTS) and not labeled[filled].any(), indices
+        if name == "partition":  # static per-part budgets: a part may run out on its own
+            assert 0 < len(filled) <= min(BUDGET, len(unlabeled)), indices
+            return
+        fillable = min(BUDGET, len(unlabeled))
+        assert len(filled) == fillable and np.all(indices[fillable:] == -1), indices
+
+    check()

@@ -5,9 +5,16 @@ two larger); float16 and bfloat16 inputs and params; all-zero and constant embed
 every point identical; pools with one or two unlabeled points and budgets 1 and 2. Each
 case: exactly ``budget`` distinct, in-range, never-labeled indices (no -1: every output
 is finite), finite scores on unlabeled points, and the jitted call equal to the eager one.
+
+Each strategy is built once per (name, budget) and its jitted functions compile once per
+input dtype (``sweep_strategy``, shared with tests/test_non_finite.py); the cases are built
+once. Every case still runs the strategy unjitted once (that call retraces and recompiles
+every loop of the strategy: conftest's persistent compilation cache serves those again).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +58,7 @@ def test_sweep_covers_registry():
     assert set(SWEEP) == set(jaxal.strategies.REGISTRY)
 
 
+@functools.cache
 def _base():
     module = DropoutMLP()
     x = jax.random.normal(jax.random.key(3), (N, FEATURES))
@@ -76,8 +84,9 @@ def _first_layer(params, kernel, bias):
     return {"params": {**params["params"], "Dense_0": new}}
 
 
+@functools.cache
 def _case(name):
-    """(params, x, labeled mask, budget) of one extreme case."""
+    """(params, x, labeled mask (read-only), budget) of one extreme case; built once."""
     module, params, x = _base()
     labeled = np.zeros(N, bool)
     labeled[:LABELED] = True
@@ -98,6 +107,7 @@ def _case(name):
         budget = int(name.split("_")[1])
         labeled[:] = True
         labeled[N - budget :] = False
+    labeled.flags.writeable = False
     return params, x, labeled, budget
 
 
@@ -126,9 +136,18 @@ EXPECTED_ERRORS = {
 }
 
 
-@pytest.fixture(scope="module")
-def sweep_model():
-    return jaxal.from_flax(DropoutMLP())
+@functools.cache
+def sweep_strategy(name, budget):
+    """(strategy, the strategy with select and score jitted) of ``SWEEP[name]``, built once
+    per (name, budget) in a process: the jitted functions compile once per input dtype."""
+    hparams = dict(SWEEP[name])
+    if "parts" in hparams:  # at most one part per point of the budget
+        hparams["parts"] = min(hparams["parts"], budget)
+    model = jaxal.from_flax(DropoutMLP())
+    strategy = jaxal.strategies.get(name)(model, budget, batch_size=10, **hparams)
+    return strategy, strategy._replace(
+        select=jax.jit(strategy.select), score=jax.jit(strategy.score)
+    )
 
 
 def _inputs(strategy, dtype):
@@ -146,16 +165,17 @@ def _violations(strategy, jitted, case):
     pool = jaxal.Pool.create(x, labeled=jnp.asarray(labeled))
     inputs = _inputs(strategy, x.dtype)
     key = jax.random.key(5)
+    again = np.asarray(jitted.select(params, pool, key, **inputs))
     refused = False
     try:
-        eager = np.asarray(strategy.select(params, pool, key, **inputs))
+        eager = np.asarray(strategy.select(params, pool, key, **inputs))  # once per case
     except ValueError as error:
         refused = True
         expected = EXPECTED_ERRORS.get((strategy.name, case))
         if expected is None or expected not in str(error):
             return [f"{case}: {type(error).__name__}: {error}"]
         # The clear error outside jit; under jit the picks must still keep the contract.
-        eager = np.asarray(jitted.select(params, pool, key, **inputs))
+        eager = again
         if strategy.name == "partition":  # a part's unfillable slots are -1 under jit
             eager = eager[eager >= 0]
             budget = len(eager)
@@ -166,7 +186,6 @@ def _violations(strategy, jitted, case):
         found.append(f"not {budget} distinct in-range indices: {eager}")
     elif labeled[eager].any():
         found.append(f"a labeled point was picked: {eager}")
-    again = np.asarray(jitted.select(params, pool, key, **inputs))
     if not refused and not np.array_equal(eager, again):
         found.append(f"jit {again} != eager {eager}")
     scores = jitted.score(params, pool, key, **inputs)
@@ -176,21 +195,10 @@ def _violations(strategy, jitted, case):
 
 
 @pytest.mark.parametrize("name", sorted(SWEEP))
-def test_extreme_cases(name, sweep_model):
+def test_extreme_cases(name):
     """Every case for one strategy; cases of one budget share one strategy, so its jitted
     functions compile once per input dtype."""
-    built = {}
     found = []
     for case in CASES:
-        budget = _case(case)[3]
-        if budget not in built:
-            hparams = dict(SWEEP[name])
-            if "parts" in hparams:  # at most one part per point of the budget
-                hparams["parts"] = min(hparams["parts"], budget)
-            strategy = jaxal.strategies.get(name)(sweep_model, budget, batch_size=10, **hparams)
-            built[budget] = (
-                strategy,
-                strategy._replace(select=jax.jit(strategy.select), score=jax.jit(strategy.score)),
-            )
-        found += _violations(*built[budget], case)
+        found += _violations(*sweep_strategy(name, _case(case)[3]), case)
     assert not found, "\n".join(found)

@@ -531,6 +531,7 @@ def test_strategy_errors(model, params, pool, key):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_submodlib_same_gains_and_picks():
     submodlib = pytest.importorskip("submodlib")
     from submodlib_cpp import ConcaveOverModular

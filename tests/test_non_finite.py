@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import jaxal
-from tests.test_extreme_models import SWEEP, N, _base, _inputs
+from tests.test_extreme_models import SWEEP, N, _base, _inputs, sweep_strategy
 
 BUDGET = 4
 NAN_ROW = 9
@@ -33,11 +33,10 @@ def _pool(x):
 
 @pytest.mark.parametrize("name", sorted(SWEEP))
 def test_non_finite_under_jit(name):
-    module, params, x = _base()
-    model = jaxal.from_flax(module)
-    strategy = jaxal.strategies.get(name)(model, BUDGET, batch_size=10, **SWEEP[name])
+    _, params, x = _base()
+    strategy, jitted = sweep_strategy(name, BUDGET)  # batch_size=10, SWEEP[name]
     inputs = _inputs(strategy, x.dtype)
-    select = jax.jit(strategy.select)
+    select = jitted.select
     key = jax.random.key(2)
 
     nan_params = jax.tree.map(lambda w: jnp.full_like(w, jnp.nan), params)
@@ -57,10 +56,8 @@ def test_non_finite_under_jit(name):
 
 @pytest.mark.parametrize("name", sorted(set(SWEEP) - MODEL_FREE))
 def test_non_finite_outside_jit_raises(name):
-    module, params, x = _base()
-    strategy = jaxal.strategies.get(name)(
-        jaxal.from_flax(module), BUDGET, batch_size=10, **SWEEP[name]
-    )
+    _, params, x = _base()
+    strategy, _ = sweep_strategy(name, BUDGET)
     nan_params = jax.tree.map(lambda w: jnp.full_like(w, jnp.nan), params)
     with pytest.raises(ValueError, match="finite"):
         strategy.select(nan_params, _pool(x), jax.random.key(2), **_inputs(strategy, x.dtype))

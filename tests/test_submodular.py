@@ -736,6 +736,7 @@ def test_errors_name_the_argument():
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_apricot_same_greedy_picks():
     apricot = pytest.importorskip("apricot")
     # apricot's graph cut with alpha is alpha * (ours with lambda = 1 / alpha).
@@ -769,6 +770,7 @@ def test_apricot_same_greedy_picks():
             np.testing.assert_array_equal(picks, np.asarray(model.fit(features).ranking))
 
 
+@pytest.mark.slow
 def test_submodlib_same_values_and_picks():
     submodlib = pytest.importorskip("submodlib")
     from submodlib.functions.featureBased import FeatureBased
