@@ -262,7 +262,10 @@ def test_strategy_matches_selector(head_model, params, pool, key):
     assert_valid_picks(picks, ~np.asarray(pool.labeled), 5)
 
     mc_key, sample_key = jax.random.split(key)
-    probs = mc_map(head_model, params, pool.x, mc_key, 8, 96, lambda p: p, consistent=True)
+    by_point = mc_map(
+        head_model, params, pool.x, mc_key, 8, 96, lambda p: p.swapaxes(0, 1), consistent=True
+    )
+    probs = by_point.swapaxes(0, 1)  # [S, N, C]
     expected = batchbald(probs, ~pool.labeled, 5, sample_key, max_configurations=64)
     np.testing.assert_array_equal(picks, np.asarray(expected))
     # The first pick is BALD's on the same samples.
