@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+import jaxal
 from jaxal.data import NORMALIZATIONS
 from jaxal.runner import loop, report
 from jaxal.runner.config import FIELD_NAMES, RunConfig, make_config, read_toml
@@ -75,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jaxal``."""
     parser = argparse.ArgumentParser(
         prog="jaxal", description="Deep active learning experiments with jaxal."
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"jaxal {jaxal.__version__}",
+        help="print jaxal's version and exit",
     )
     commands = parser.add_subparsers(dest="command", metavar="{run,plot}")
     defaults = RunConfig()
