@@ -163,7 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-train", type=int, metavar="N", help="use at most this many training (pool) points")
     add("--max-test", type=int, metavar="N", help="use at most this many test points")
     add("--normalization", metavar="HOW", help=f"{', '.join(NORMALIZATIONS)} (default pixels)")
-    add("--overwrite", action="store_true", help="replace an unfinished run in --out")
+    add(
+        "--overwrite",
+        action="store_true",
+        help="delete the run (finished or not) in --out and start over; without it, jaxal "
+        "run refuses an --out that holds a run",
+    )
     add("--stop-after", type=int, help=argparse.SUPPRESS)
     run.set_defaults(handler=run_command)
 

@@ -20,26 +20,55 @@ from jaxal.runner import checkpoint, experiment, report
 from jaxal.runner.config import CONFIG, RunConfig, read_run_config, resumed_config
 from jaxal.runner.setup import Setup, make_setup
 
+RUN_FILES = (CONFIG, report.RESULTS, report.FIGURE)
+
+
+def earlier_run(directory: str) -> str | None:
+    """What ``directory`` holds of an earlier run: ``"finished"`` (its ``results.json``
+    says complete), ``"unfinished"`` (any other trace of a run: a ``config.json``,
+    ``results.json``, figure or ``checkpoints/``), or None (no run there)."""
+    traces = [os.path.join(directory, name) for name in RUN_FILES]
+    if not any(os.path.exists(path) for path in traces) and not os.path.isdir(
+        os.path.join(directory, "checkpoints")
+    ):
+        return None
+    try:
+        with open(os.path.join(directory, report.RESULTS)) as file:
+            finished = json.load(file).get("complete") is True
+    except (OSError, ValueError, AttributeError):
+        finished = False
+    return "finished" if finished else "unfinished"
+
 
 def prepare_out(directory: str, overwrite: bool) -> None:
-    """Make ``directory`` ready for a new run; refuse to drop an unfinished one."""
-    results = os.path.join(directory, report.RESULTS)
-    checkpoints = os.path.join(directory, "checkpoints")
-    if os.path.isdir(checkpoints) and not overwrite:
-        finished = False
-        try:
-            with open(results) as file:
-                finished = bool(json.load(file).get("complete"))
-        except (OSError, ValueError, AttributeError):
-            pass
-        if not finished:
+    """Make ``directory`` ready for a new run.
+
+    A directory that holds an earlier run (see :func:`earlier_run`), finished or not, is
+    left untouched and refused unless ``overwrite``; with ``overwrite`` that run's files
+    (``config.json``, ``results.json``, the figure, ``checkpoints/``) are deleted. Other
+    files in the directory are never touched.
+
+    Raises:
+        ValueError: an earlier run is there and ``overwrite`` is False; the message says
+            how to continue or extend it, or to choose another ``--out``.
+    """
+    found = earlier_run(directory)
+    if found is not None and not overwrite:
+        if found == "finished":
             raise ValueError(
-                f"{directory} holds an unfinished run: continue it with "
-                f"`jaxal run --resume {directory}`, or pass --overwrite to start over"
+                f"--out {directory} holds a finished run, which jaxal run never replaces: "
+                f"choose another --out, extend it with `jaxal run --resume {directory} "
+                f"--rounds N`, or pass --overwrite to delete it and start over"
             )
+        raise ValueError(
+            f"--out {directory} holds an unfinished run: continue it with "
+            f"`jaxal run --resume {directory}` (add --rounds N to extend it), choose "
+            "another --out, or pass --overwrite to delete it and start over"
+        )
+    checkpoints = os.path.join(directory, "checkpoints")
     if os.path.isdir(checkpoints):
         shutil.rmtree(checkpoints)
-    for name in (report.RESULTS, report.FIGURE):
+    for name in RUN_FILES:
         if os.path.exists(os.path.join(directory, name)):
             os.remove(os.path.join(directory, name))
     os.makedirs(directory, exist_ok=True)

@@ -7,11 +7,14 @@ backend switch).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import Any
 
 import numpy as np
+
+from jaxal.runner import checkpoint
 
 
 def curves(results: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
@@ -77,11 +80,9 @@ def plot(results: dict[str, Any], path: str) -> None:
     axes.grid(alpha=0.3)
     axes.legend(title="strategy (final accuracy)", fontsize=9, title_fontsize=9)
     figure.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    figure.savefig(temporary, format="png")
-    os.replace(temporary, path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    checkpoint.atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_results(directory: str) -> dict[str, Any]:
