@@ -25,7 +25,13 @@ from collections.abc import Sequence
 import jaxal
 from jaxal.data import NORMALIZATIONS
 from jaxal.runner import loop, report
-from jaxal.runner.config import FIELD_NAMES, RunConfig, make_config, read_toml
+from jaxal.runner.config import (
+    FIELD_NAMES,
+    RunConfig,
+    check_hparams,
+    make_config,
+    read_toml,
+)
 from jaxal.strategies import REGISTRY
 
 
@@ -53,7 +59,9 @@ def run_command(args: argparse.Namespace) -> int:
         base = RunConfig()
         if args.config:
             base = make_config(read_toml(args.config), f"config file {args.config}")
-        setup = loop.new_run(make_config(flags, None, base), args.overwrite)
+        config = make_config(flags, None, base)
+        check_hparams(config, f"config file {args.config}" if args.config else None)
+        setup = loop.new_run(config, args.overwrite)
     try:
         return loop.execute(setup, stop_after=args.stop_after)
     except KeyboardInterrupt:

@@ -191,6 +191,24 @@ def make_config(
     return dataclasses.replace(base or RunConfig(), **checked)
 
 
+def check_hparams(config: RunConfig, where: str | None = None) -> None:
+    """Raise ValueError if ``config.hparams`` has a table for a strategy the run does not
+    use (a misspelt or dropped strategy would otherwise run with its defaults, silently).
+
+    ``where`` names the source in the message (``"config file x.toml"``).
+    """
+    unused = [name for name in config.hparams if name not in config.strategy]
+    if unused:
+        prefix = f"{where}: " if where else ""
+        tables = ", ".join(f"[hparams.{name}]" for name in unused)
+        raise ValueError(
+            f"{prefix}{tables} sets hyperparameters of {', '.join(map(repr, unused))}, which "
+            f"this run does not use (its strategies: {', '.join(config.strategy)}): add "
+            f"{'it' if len(unused) == 1 else 'them'} to strategy (--strategy) or remove "
+            f"the table{'s' * (len(unused) > 1)}"
+        )
+
+
 def read_toml(path: str) -> dict[str, Any]:
     """A TOML config file as a dict of fields (not yet checked)."""
     try:
