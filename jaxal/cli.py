@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--dataset",
         metavar="NAME",
-        help=f"digits, tfds:NAME or a .npz path (default {defaults.dataset})",
+        help="digits, tfds:NAME or a .npz path holding x_train, y_train, x_test, y_test (or "
+        f"only x_train, y_train, or x, y: see --test-fraction; default {defaults.dataset})",
     )
     add("--data-dir", metavar="DIR", help="TFDS data directory for tfds:NAME")
     add(
@@ -166,11 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue training from the previous round's params (default: fresh)",
     )
     add(
-        "--test-fraction", type=float, metavar="F", help="held out when a dataset has no test split"
+        "--test-fraction",
+        type=float,
+        metavar="F",
+        help="the share held out by seed as the test split when the dataset has none (digits, "
+        f"an .npz with only x_train, y_train or x, y; default {defaults.test_fraction})",
     )
     add("--max-train", type=int, metavar="N", help="use at most this many training (pool) points")
     add("--max-test", type=int, metavar="N", help="use at most this many test points")
-    add("--normalization", metavar="HOW", help=f"{', '.join(NORMALIZATIONS)} (default pixels)")
+    add(
+        "--normalization",
+        metavar="HOW",
+        help=f"auto, {', '.join(NORMALIZATIONS)} (default auto: pixels for image-like inputs, "
+        "rank >= 2 per example or whole numbers in [0, 255]; features, per input position, "
+        "for other feature vectors)",
+    )
     add(
         "--overwrite",
         action="store_true",

@@ -44,7 +44,7 @@ class RunConfig:
     test_fraction: float = 0.25
     max_train: int | None = None
     max_test: int | None = None
-    normalization: str = "pixels"
+    normalization: str = "auto"  # or one of jaxal.data.NORMALIZATIONS
     hparams: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def _strategies(name: str, value: Any) -> tuple[str, ...]:
 
 
 def _normalization(name: str, value: Any) -> str:
-    return _checks.one_of(value, NORMALIZATIONS, name)
+    return _checks.one_of(value, ("auto", *NORMALIZATIONS), name)
 
 
 def _hparams(name: str, value: Any) -> dict[str, dict[str, Any]]:

@@ -76,19 +76,27 @@ def prepare_out(directory: str, overwrite: bool) -> None:
 
 def new_run(config: RunConfig, overwrite: bool) -> Setup:
     """The setup of a new run of ``config``, its output directory prepared (see
-    :func:`prepare_out`) and its ``config.json`` written.
+    :func:`prepare_out`) and its ``config.json`` written (with the normalization used, an
+    ``auto`` resolved; the choice is also printed on stderr).
 
     Nothing is written before the whole setup is checked.
     """
     setup = make_setup(config)
     prepare_out(config.out, overwrite)
-    checkpoint.atomic_write_json(os.path.join(config.out, CONFIG), config.to_dict())
+    checkpoint.atomic_write_json(os.path.join(config.out, CONFIG), setup.config.to_dict())
+    print(
+        f"jaxal: normalization {setup.config.normalization} "
+        f"({setup.normalization_reason}; --normalization to change it)",
+        file=sys.stderr,
+    )
     return setup
 
 
 def resume_run(directory: str, rounds: int | None) -> Setup:
     """The setup that continues the run in ``directory`` with its saved settings, extended
-    to ``rounds`` rounds when given (then its ``config.json`` is updated to match).
+    to ``rounds`` rounds when given (then its ``config.json`` is updated to match). The
+    normalization's reason is the one the run recorded (see
+    :func:`saved_normalization_reason`).
 
     Raises:
         ValueError: no readable run there, or ``rounds`` fewer than the saved rounds.
@@ -101,7 +109,21 @@ def resume_run(directory: str, rounds: int | None) -> Setup:
             os.path.join(directory, CONFIG),
             dataclasses.replace(saved, rounds=config.rounds).to_dict(),
         )
-    return setup
+    reason = saved_normalization_reason(directory, setup.config.normalization)
+    return dataclasses.replace(setup, normalization_reason=reason)
+
+
+def saved_normalization_reason(directory: str, normalization: str) -> str:
+    """Why the run in ``directory`` uses ``normalization``: the reason its ``results.json``
+    gives (chosen from the data, or as given), else that ``config.json`` says so."""
+    try:
+        with open(os.path.join(directory, report.RESULTS)) as file:
+            dataset = json.load(file)["dataset"]
+        if dataset["normalization"] == normalization:
+            return str(dataset["normalization_reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return "as the run's config.json gives"
 
 
 def execute(setup: Setup, stop_after: int | None = None, out: IO[str] | None = None) -> int:

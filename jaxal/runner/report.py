@@ -131,6 +131,8 @@ def results_dict(
             "test_points": len(dataset.x_test),
             "input_shape": list(dataset.x_train.shape[1:]),
             "num_classes": dataset.num_classes,
+            "normalization": setup.config.normalization,
+            "normalization_reason": setup.normalization_reason,
         },
         "model": setup.model_name,
         "compile_seconds": dict(compiled.seconds),

@@ -14,10 +14,12 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxal.data import Dataset, from_raw, load_raw
+from jaxal.data import Dataset
 from jaxal.model import from_flax
 from jaxal.runner.config import RunConfig
+from jaxal.runner.prepare import prepare, read_source, resolve_normalization
 from jaxal.strategies import Strategy
 from jaxal.strategies import get as get_strategy
 from jaxal.train import MODELS, Trainer, trainer
@@ -25,7 +27,12 @@ from jaxal.train import MODELS, Trainer, trainer
 
 @dataclasses.dataclass
 class Setup:
-    """Everything a run shares between its experiments."""
+    """Everything a run shares between its experiments.
+
+    ``config.normalization`` is the one used (``auto`` resolved); ``normalization_reason``
+    says why. ``train_rows[seed][i]`` is the source row (a row of ``rows_of``) of pool
+    point ``i`` of that seed's dataset.
+    """
 
     config: RunConfig
     datasets: list[Dataset]  # one per seed
@@ -33,6 +40,9 @@ class Setup:
     model_name: str
     trainer: Trainer
     strategies: dict[str, Strategy]
+    train_rows: list[np.ndarray]  # one per seed, int64 [N]
+    rows_of: str
+    normalization_reason: str
 
 
 def check_budget(config: RunConfig, pool_size: int) -> None:
@@ -142,22 +152,28 @@ def check_model(module: nn.Module, spec: str, dataset: Dataset, train: Trainer) 
 def make_setup(config: RunConfig) -> Setup:
     """Load every seed's data, build the model, trainer and strategies; check the budget.
 
+    The returned setup's config has ``normalization`` resolved (``auto`` becomes the
+    normalization chosen from the data, see :func:`jaxal.runner.prepare.resolve_normalization`).
+
     Raises:
         ValueError / TypeError: anything that would make the run fail later.
     """
-    raw = load_raw(config.dataset, data_dir=config.data_dir)
-    datasets = [
-        from_raw(
-            raw,
+    source = read_source(config.dataset, data_dir=config.data_dir)
+    normalization, reason = resolve_normalization(config.normalization, source.raw)
+    config = dataclasses.replace(config, normalization=normalization)
+    prepared = [
+        prepare(
+            source.raw,
             config.dataset,
             seed=seed,
             test_fraction=config.test_fraction,
             max_train=config.max_train,
             max_test=config.max_test,
-            normalization=config.normalization,
+            normalization=normalization,
         )
         for seed in range(config.seeds)
     ]
+    datasets = [p.dataset for p in prepared]
     check_budget(config, len(datasets[0].x_train))
     module, model_name = resolve_module(config.model, datasets[0])
     train = trainer(
@@ -175,4 +191,14 @@ def make_setup(config: RunConfig) -> Setup:
             strategies[name] = get_strategy(name)(model, config.budget, **hparams)
         except (TypeError, ValueError) as error:
             raise ValueError(f"strategy {name!r} with {hparams or 'defaults'}: {error}") from None
-    return Setup(config, datasets, module, model_name, train, strategies)
+    return Setup(
+        config,
+        datasets,
+        module,
+        model_name,
+        train,
+        strategies,
+        [p.train_rows for p in prepared],
+        source.rows_of,
+        reason,
+    )
