@@ -164,3 +164,50 @@ def test_wine_without_a_test_split_gets_features(capsys, tmp_path, wine):
     assert read(out)["dataset"]["normalization_reason"] == "as given"
     pixels = read(out)["experiments"][0]["rounds"][-1]["test_accuracy"]
     assert pixels < accuracy[-1] - 0.1, (pixels, accuracy)
+
+
+def check_rows(results, pool_x, source_x, seed):
+    """Every experiment of ``seed`` in ``results``: the initial and selected pool indices
+    and their ``*_rows`` name the same examples (``pool_x[i] == source_x[row]``)."""
+    experiments = [e for e in results["experiments"] if e["seed"] == seed]
+    assert experiments
+    initial = data.initial_indices(len(pool_x), results["config"]["initial"], seed)
+    for experiment in experiments:
+        assert experiment["initial"] == initial.tolist()
+        pairs = list(zip(experiment["initial"], experiment["initial_rows"], strict=True))
+        for row in experiment["rounds"]:
+            assert len(row["selected_rows"]) == len(row["selected"])
+            pairs += list(zip(row["selected"], row["selected_rows"], strict=True))
+        assert len(pairs) == results["config"]["initial"] + 2 * results["config"]["budget"]
+        indices, rows = (np.array(p) for p in zip(*pairs, strict=True))
+        assert not np.array_equal(indices, rows)  # a split or subset moved the points
+        np.testing.assert_array_equal(pool_x[indices], source_x[rows])
+
+
+@pytest.mark.slow
+def test_results_map_selected_points_to_rows_of_the_users_data(capsys, tmp_path):
+    # digits: split 75/25 by seed; rows of sklearn's array.
+    out = tmp_path / "digits"
+    args = ["--strategy", "entropy,random", "--seeds", "2", "--rounds", "2", "--budget", "5"]
+    args += ["--initial", "10", "--steps", "10"]
+    status, _, err = run(capsys, "run", *args, "--out", out)
+    assert status == 0, err
+    results = read(out)
+    assert results["dataset"]["rows_of"] == "sklearn.datasets.load_digits().data"
+    for seed in (0, 1):
+        pool_x = data.load("digits", seed=seed, normalization="none").x_train
+        check_rows(results, pool_x, load_digits().data, seed)
+    # An .npz with a test split and --max-train: rows of its x_train before the subset.
+    rng = np.random.default_rng(1)
+    x_train = rng.normal(size=(300, 6)).astype(np.float32)
+    y_train = (x_train[:, 0] > 0).astype(np.int32)
+    path = tmp_path / "blobs.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_train[:40], y_test=y_train[:40])
+    out = tmp_path / "npz"
+    status, _, err = run(capsys, "run", *args, "--dataset", path, "--max-train", 200, "--out", out)
+    assert status == 0, err
+    results = read(out)
+    assert results["dataset"]["rows_of"] == f"x_train of {path}"
+    for seed in (0, 1):
+        pool_x = data.load(str(path), seed=seed, max_train=200, normalization="none").x_train
+        check_rows(results, pool_x, x_train, seed)

@@ -84,9 +84,15 @@ def fresh_fit(trainer: Trainer) -> Callable[..., TrainState]:
     return fit_from_scratch
 
 
+def initial_set(dataset: Dataset, count: int, seed: int) -> np.ndarray:
+    """The pool indices of the initial labeled set: ``count`` distinct indices, int32,
+    sorted, drawn by ``seed`` (every strategy of a seed starts from the same set)."""
+    return initial_indices(len(dataset.x_train), count, seed)
+
+
 def initial_state(dataset: Dataset, settings: Settings, seed: int, trainer: Trainer) -> State:
     """Round -1: the initial labeled set (by ``seed``), labels revealed, no rounds yet."""
-    initial = initial_indices(len(dataset.x_train), settings.initial, seed)
+    initial = initial_set(dataset, settings.initial, seed)
     pool = Pool.create(dataset.x_train).label(initial, dataset.y_train[initial])
     # Placeholder train state of the right structure; round 0 replaces it.
     template = jax.eval_shape(trainer.init, jax.random.key(0), pool.x)

@@ -14,7 +14,7 @@ import numpy as np
 
 import jaxal
 from jaxal.runner import checkpoint, plot
-from jaxal.runner.experiment import Compiled
+from jaxal.runner.experiment import Compiled, initial_set
 from jaxal.runner.setup import Setup
 
 RESULTS = "results.json"
@@ -112,6 +112,34 @@ def summary_table(experiments: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def with_source_rows(
+    experiment: dict[str, Any], train_rows: np.ndarray, initial: np.ndarray
+) -> dict[str, Any]:
+    """``experiment`` (``strategy``, ``seed``, ``rounds``) with its initial labeled set and
+    every selected point also given as the row of the user's data it came from.
+
+    Args:
+        experiment: as the run loop keeps it; its rows are not modified.
+        train_rows: int [N], the source row of each pool point (see
+            :class:`jaxal.runner.prepare.Prepared`).
+        initial: int [initial], the pool indices of the initial labeled set.
+
+    Returns:
+        A new dict: ``initial`` and ``initial_rows`` added, and every round's row with
+        ``selected_rows`` (``train_rows[selected]``) next to ``selected``.
+    """
+    rounds = [
+        {**row, "selected_rows": [int(train_rows[i]) for i in row["selected"]]}
+        for row in experiment["rounds"]
+    ]
+    return {
+        **experiment,
+        "initial": [int(i) for i in initial],
+        "initial_rows": [int(train_rows[i]) for i in initial],
+        "rounds": rounds,
+    }
+
+
 def results_dict(
     setup: Setup,
     experiments: list[dict[str, Any]],
@@ -119,8 +147,22 @@ def results_dict(
     compiled: Compiled,
     wall_seconds: float,
 ) -> dict[str, Any]:
-    """The ``results.json`` content."""
+    """The ``results.json`` content.
+
+    Pool indices (``initial``, ``selected``) index each seed's pool; ``initial_rows`` and
+    ``selected_rows`` are the same points as rows of the user's data, which
+    ``dataset.rows_of`` names (before any split or subset).
+    """
     dataset = setup.datasets[0]
+    config = setup.config
+    described = [
+        with_source_rows(
+            experiment,
+            setup.train_rows[experiment["seed"]],
+            initial_set(setup.datasets[experiment["seed"]], config.initial, experiment["seed"]),
+        )
+        for experiment in experiments
+    ]
     return {
         "jaxal_version": jaxal.__version__,
         "complete": complete,
@@ -133,11 +175,12 @@ def results_dict(
             "num_classes": dataset.num_classes,
             "normalization": setup.config.normalization,
             "normalization_reason": setup.normalization_reason,
+            "rows_of": setup.rows_of,
         },
         "model": setup.model_name,
         "compile_seconds": dict(compiled.seconds),
         "wall_seconds": wall_seconds,
-        "experiments": experiments,
+        "experiments": described,
     }
 
 
