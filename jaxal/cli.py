@@ -65,8 +65,12 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return loop.execute(setup, stop_after=args.stop_after)
     except KeyboardInterrupt:
+        try:
+            drawn = f" (figure of the finished rounds: {report.draw_figure(setup.config.out)})"
+        except (ValueError, OSError):
+            drawn = ""
         print(
-            f"\njaxal: interrupted; every finished round is saved: continue with "
+            f"\njaxal: interrupted; every finished round is saved{drawn}: continue with "
             f"`jaxal run --resume {setup.config.out}`",
             file=sys.stderr,
         )

@@ -94,22 +94,37 @@ def strategy_table(name: str, runs: list[list[dict[str, Any]]]) -> str:
 
 
 def summary_table(experiments: list[dict[str, Any]]) -> str:
-    """Mean test accuracy by labeled count (rows) and strategy (columns)."""
+    """Mean test accuracy by labeled count (rows) and strategy (columns); a cell is the
+    mean over the seeds that reached that count (blank where none did)."""
     lines = plot.curves({"experiments": experiments})
     names = list(lines)
     width = max(8, *(len(n) for n in names))
     seeds = max(int(line["seeds"]) for line in lines.values())
+    means = {
+        n: dict(zip(lines[n]["labeled"].tolist(), lines[n]["mean"], strict=True)) for n in names
+    }
     out = [
         f"mean test accuracy over {seeds} seed{'s' * (seeds > 1)}",
         f"{'labeled':>7} " + " ".join(f"{n:>{width}}" for n in names),
     ]
-    for r, labeled in enumerate(lines[names[0]]["labeled"]):
+    for labeled in sorted({count for n in names for count in means[n]}):
         cells = [
-            f"{lines[n]['mean'][r]:>{width}.3f}" if r < len(lines[n]["mean"]) else " " * width
+            f"{means[n][labeled]:>{width}.3f}" if labeled in means[n] else " " * width
             for n in names
         ]
-        out.append(f"{int(labeled):>7} " + " ".join(cells))
+        out.append(f"{labeled:>7} " + " ".join(cells))
     return "\n".join(out)
+
+
+def with_progress(experiment: dict[str, Any], planned_rows: int) -> dict[str, Any]:
+    """``experiment`` with ``complete`` (all ``planned_rows`` rounds, round 0 included,
+    finished) and ``last_round`` (the last finished round, None before round 0)."""
+    rows = experiment["rounds"]
+    return {
+        **experiment,
+        "complete": len(rows) >= planned_rows,
+        "last_round": int(rows[-1]["round"]) if rows else None,
+    }
 
 
 def with_source_rows(
@@ -149,7 +164,9 @@ def results_dict(
 ) -> dict[str, Any]:
     """The ``results.json`` content.
 
-    Pool indices (``initial``, ``selected``) index each seed's pool; ``initial_rows`` and
+    ``complete`` is true once every experiment has finished every round; each experiment
+    says whether it has (``complete``) and its ``last_round``. Pool indices (``initial``,
+    ``selected``) index each seed's pool; ``initial_rows`` and
     ``selected_rows`` are the same points as rows of the user's data, which
     ``dataset.rows_of`` names (before any split or subset).
     """
@@ -157,7 +174,7 @@ def results_dict(
     config = setup.config
     described = [
         with_source_rows(
-            experiment,
+            with_progress(experiment, config.rounds + 1),
             setup.train_rows[experiment["seed"]],
             initial_set(setup.datasets[experiment["seed"]], config.initial, experiment["seed"]),
         )
