@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
         "for other feature vectors)",
     )
     add(
+        "--mc-kwargs",
+        metavar="JSON",
+        help="keyword arguments of the model's MC-dropout pass (BALD, BatchBALD, ...) as a "
+        'JSON object (default {"train": true}); a module with BatchNorm needs a dropout '
+        'flag of its own, e.g. \'{"train": false, "mc_dropout": true}\' for '
+        "__call__(x, train, mc_dropout=False)",
+    )
+    add(
         "--overwrite",
         action="store_true",
         help="delete the run (finished or not) in --out and start over; without it, jaxal "
@@ -200,6 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--output", metavar="PNG", help="default DIR/learning_curves.png")
     plot.set_defaults(handler=plot_command)
     return parser
+
+
+# Library errors whose remedy is a Python call, and how ``jaxal run`` does the same.
+CLI_REMEDIES = (
+    (
+        "from_flax(module, mc_kwargs=",
+        "with jaxal run: give the module's __call__ a dropout flag of its own, e.g. "
+        "__call__(x, train, mc_dropout=False), and pass --mc-kwargs "
+        '\'{"train": false, "mc_dropout": true}\' (or mc_kwargs = {train = false, '
+        "mc_dropout = true} in the --config file); add --overwrite to start the run over",
+    ),
+)
+
+
+def with_cli_remedy(message: str) -> str:
+    """``message``, plus the ``jaxal run`` way when it advises a Python-only remedy
+    (see :data:`CLI_REMEDIES`)."""
+    for python_remedy, cli_remedy in CLI_REMEDIES:
+        if python_remedy in message:
+            return f"{message.rstrip('.')}; {cli_remedy}"
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as error:
         if os.environ.get("JAXAL_DEBUG"):
             raise
-        print(f"jaxal: error: {error}", file=sys.stderr)
+        print(f"jaxal: error: {with_cli_remedy(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\njaxal: interrupted", file=sys.stderr)

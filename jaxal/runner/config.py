@@ -46,6 +46,9 @@ class RunConfig:
     max_test: int | None = None
     normalization: str = "auto"  # or one of jaxal.data.NORMALIZATIONS
     hparams: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # Keyword arguments of the model's MC-dropout pass (jaxal.from_flax's mc_kwargs);
+    # None: {"train": True}.
+    mc_kwargs: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: tuples become lists."""
@@ -55,6 +58,8 @@ class RunConfig:
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
+# Fields that a run's config.json written before they existed lacks (their defaults apply).
+ADDED_FIELDS = ("mc_kwargs",)
 
 Check = Callable[[str, Any], Any]
 
@@ -127,6 +132,21 @@ def _hparams(name: str, value: Any) -> dict[str, dict[str, Any]]:
     return {k: dict(v) for k, v in value.items()}
 
 
+def _keywords(name: str, value: Any) -> dict[str, Any]:
+    """Keyword arguments: a table (TOML) or a JSON object (a flag's text)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f'{name} must be a JSON object such as \'{{"train": false, "mc_dropout": '
+                f"true}}', got {value!r} ({error})"
+            ) from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{name} must be a table of keyword arguments, got {value!r}")
+    return dict(value)
+
+
 _count = _integer(_checks.positive_int)
 
 CHECKS: dict[str, Check] = {
@@ -148,6 +168,7 @@ CHECKS: dict[str, Check] = {
     "max_test": _optional(_count),
     "normalization": _normalization,
     "hparams": _hparams,
+    "mc_kwargs": _optional(_keywords),
 }
 
 
@@ -163,7 +184,8 @@ def make_config(
         values: field name -> value (from TOML, JSON or flags).
         where: names the source in error messages (``"config file x.toml"``), or None for
             command-line flags (then messages name the flag, ``--rounds``).
-        require_all: every field must be present (a run's own ``config.json``).
+        require_all: every field must be present (a run's own ``config.json``), except
+            :data:`ADDED_FIELDS`, which older runs lack.
 
     Raises:
         ValueError: an unknown field (with close matches), a missing one (when
@@ -178,7 +200,7 @@ def make_config(
                 f"{prefix}unknown field {name!r}{hint}; the fields are {', '.join(FIELD_NAMES)}"
             )
     if require_all:
-        missing = [name for name in FIELD_NAMES if name not in values]
+        missing = [name for name in FIELD_NAMES if name not in values and name not in ADDED_FIELDS]
         if missing:
             raise ValueError(f"{prefix}missing field {', '.join(map(repr, missing))}")
     checked = {}

@@ -183,7 +183,7 @@ def make_setup(config: RunConfig) -> Setup:
         batch_size=config.train_batch_size,
     )
     check_model(module, model_name, datasets[0], train)
-    model = from_flax(module)
+    model = from_flax(module, mc_kwargs=config.mc_kwargs)
     strategies = {}
     for name in config.strategy:
         hparams = config.hparams.get(name, {})
