@@ -40,7 +40,7 @@ def run_command(args: argparse.Namespace) -> int:
     flags = {
         name: getattr(args, name)
         for name in FIELD_NAMES
-        if getattr(args, name, None) is not None and name != "hparams"
+        if name != "hparams" and getattr(args, name, None) is not None
     }
     if args.resume is not None:
         given = (
@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run active-learning experiments",
         description="Train, select, label, retrain, evaluate: every strategy x seed.",
         epilog="strategies: " + ", ".join(REGISTRY) + ". A TOML --config takes the same "
-        "fields as these options (dashes as underscores) plus [hparams.<strategy>] tables; "
+        "fields as these options (dashes as underscores) plus [hparams.<strategy>] and "
+        "[inputs.<strategy>] tables; "
         "options given here override it.",
     )
     add = run.add_argument
@@ -195,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         "__call__(x, train, mc_dropout=False)",
     )
     add(
+        "--inputs",
+        metavar="S.SET=NPZ,...",
+        help="sets a strategy takes besides the pool, each an .npz with x and y (inputs as "
+        "the dataset's, normalized like it): smi.query=, scg.private=, scmi.query= and "
+        "scmi.private=, glister.validation= or gradmatch.validation= (optional for those two)",
+    )
+    add(
         "--overwrite",
         action="store_true",
         help="delete the run (finished or not) in --out and start over; without it, jaxal "
@@ -212,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Library errors whose remedy is a Python call, and how ``jaxal run`` does the same.
 CLI_REMEDIES = (
+    (
+        "jaxal.select(..., inputs=...)",
+        "with jaxal run: give each set as an .npz with x and y, --inputs STRATEGY.SET=FILE.npz "
+        '(e.g. --inputs smi.query=query.npz), or [inputs.STRATEGY] SET = "FILE.npz" in the '
+        "--config file",
+    ),
     (
         "from_flax(module, mc_kwargs=",
         "with jaxal run: give the module's __call__ a dropout flag of its own, e.g. "

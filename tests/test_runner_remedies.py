@@ -7,8 +7,12 @@ import json
 import os
 import re
 
+import jax
+import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
+import jaxal
 from jaxal import cli
 from jaxal.runner.config import FIELD_NAMES, RunConfig, make_config
 
@@ -41,7 +45,7 @@ def test_every_remedy_names_flags_that_exist():
         message = cli.with_cli_remedy(f"something failed: use {python_remedy}...).")
         assert message.endswith(cli_remedy) and "with jaxal run:" in message
         flags = re.findall(r"--[a-z][a-z-]+", cli_remedy)
-        assert "--mc-kwargs" in flags
+        assert flags
         for flag in flags:
             _, unknown = parser.parse_known_args(["run", flag, "{}"])
             assert flag not in unknown
@@ -97,3 +101,73 @@ def test_a_config_json_from_before_mc_kwargs_still_loads():
     with pytest.raises(ValueError, match="missing field 'budget'"):
         make_config(saved, "config.json", require_all=True)
     assert "mc_kwargs" in FIELD_NAMES
+
+
+def test_the_librarys_missing_inputs_message_gets_the_cli_way():
+    module = jaxal.train.MLP(num_classes=3)
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    params = jaxal.train.trainer(module, steps=1).init(jax.random.key(0), x).params
+    strategy = jaxal.strategies.smi(jaxal.from_flax(module), 2)
+    with pytest.raises(TypeError) as error:
+        strategy.select(params, jaxal.Pool.create(x), jax.random.key(1))
+    message = str(error.value)
+    assert "jaxal.select(..., inputs=...)" in message  # the Python way
+    shown = cli.with_cli_remedy(message)
+    assert shown.startswith(message.rstrip("."))
+    assert "--inputs STRATEGY.SET=FILE.npz (e.g. --inputs smi.query=query.npz)" in shown
+    assert '[inputs.STRATEGY] SET = "FILE.npz" in the --config file' in shown
+
+
+def digits_of_class(path, label, count=10):
+    digits = load_digits()
+    keep = digits.target == label
+    np.savez(path, x=digits.data[keep][:count], y=digits.target[keep][:count])
+    return str(path)
+
+
+SMI = ["--seeds", "1", "--rounds", "2", "--budget", "10", "--initial", "20", "--steps", "50"]
+
+
+def test_smi_without_its_query_set_says_how_to_give_it(capsys, tmp_path):
+    out = tmp_path / "out"
+    status, _, err = run(capsys, "run", "--strategy", "smi", *SMI, "--out", out)
+    assert status == 2 and "Traceback" not in err
+    assert "strategy 'smi' needs the set query besides the pool" in err
+    assert "--inputs smi.query=FILE.npz" in err
+    assert '[inputs.smi] query = "FILE.npz" in the --config file' in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("smi", "--inputs takes STRATEGY.SET=FILE.npz (e.g. smi.query=query.npz), got 'smi'"),
+        ("nope.query=q.npz", "unknown strategy 'nope'"),
+        ("entropy.query=q.npz", "inputs (--inputs) of 'entropy', which this run does not use"),
+    ],
+)
+def test_bad_inputs_are_one_clear_line(capsys, tmp_path, value, message):
+    out = tmp_path / "out"
+    status, _, err = run(capsys, "run", "--strategy", "smi", "--inputs", value, "--out", out)
+    assert status == 2 and err.startswith("jaxal: error: ") and message in err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_smi_with_a_query_set_from_the_command_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    digits_of_class(tmp_path / "threes.npz", 3)
+    args = ["run", "--strategy", "smi", "--inputs", "smi.query=threes.npz", *SMI]
+    status, _, err = run(capsys, *args, "--out", "out")
+    assert status == 0, err
+    with open("out/results.json") as file:
+        results = json.load(file)
+    assert results["config"]["inputs"] == {"smi": {"query": str(tmp_path / "threes.npz")}}
+    picked = [r for row in results["experiments"][0]["rounds"] for r in row["selected_rows"]]
+    labels = load_digits().target[picked]
+    assert len(labels) == 20 and np.mean(labels == 3) >= 0.8, labels  # random: about 0.1
+    # A set the strategy does not take is named.
+    status, _, err = run(
+        capsys, "run", "--strategy", "smi", "--inputs", "smi.private=threes.npz", "--out", "x"
+    )
+    assert status == 2 and "--inputs smi.private: strategy 'smi' takes query" in err

@@ -49,6 +49,9 @@ class RunConfig:
     # Keyword arguments of the model's MC-dropout pass (jaxal.from_flax's mc_kwargs);
     # None: {"train": True}.
     mc_kwargs: dict[str, Any] | None = None
+    # Sets a strategy takes besides the pool: strategy -> set name -> .npz path (SMI's
+    # query set: {"smi": {"query": "query.npz"}}).
+    inputs: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: tuples become lists."""
@@ -59,7 +62,7 @@ class RunConfig:
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
 # Fields that a run's config.json written before they existed lacks (their defaults apply).
-ADDED_FIELDS = ("mc_kwargs",)
+ADDED_FIELDS = ("mc_kwargs", "inputs")
 
 Check = Callable[[str, Any], Any]
 
@@ -147,6 +150,32 @@ def _keywords(name: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _inputs(name: str, value: Any) -> dict[str, dict[str, str]]:
+    """Strategy -> set -> path: a table of tables (TOML), or a flag's text
+    ``STRATEGY.SET=FILE,...``. Paths become absolute (a resumed run finds them)."""
+    if isinstance(value, str):
+        parsed: dict[str, dict[str, str]] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            target, equals, path = part.partition("=")
+            strategy, dot, set_name = target.partition(".")
+            if not (equals and dot and strategy and set_name and path):
+                raise ValueError(
+                    f"{name} takes STRATEGY.SET=FILE.npz (e.g. smi.query=query.npz), got {part!r}"
+                )
+            parsed.setdefault(strategy, {})[set_name] = path
+        value = parsed
+    if not isinstance(value, dict) or not all(isinstance(t, dict) for t in value.values()):
+        raise ValueError(f"{name} must be a table of tables, [inputs.<strategy>]")
+    out = {}
+    for strategy, table in value.items():
+        get_strategy(strategy)
+        for set_name, path in table.items():
+            if not isinstance(path, str) or not path:
+                raise ValueError(f"{name}.{strategy}.{set_name} must be an .npz path, got {path!r}")
+        out[strategy] = {k: os.path.abspath(v) for k, v in table.items()}
+    return out
+
+
 _count = _integer(_checks.positive_int)
 
 CHECKS: dict[str, Check] = {
@@ -169,6 +198,7 @@ CHECKS: dict[str, Check] = {
     "normalization": _normalization,
     "hparams": _hparams,
     "mc_kwargs": _optional(_keywords),
+    "inputs": _inputs,
 }
 
 
@@ -214,20 +244,29 @@ def make_config(
 
 
 def check_hparams(config: RunConfig, where: str | None = None) -> None:
-    """Raise ValueError if ``config.hparams`` has a table for a strategy the run does not
-    use (a misspelt or dropped strategy would otherwise run with its defaults, silently).
+    """Raise ValueError if ``config.hparams`` or ``config.inputs`` has a table for a
+    strategy the run does not use (a misspelt or dropped strategy would otherwise run with
+    its defaults, silently).
 
     ``where`` names the source in the message (``"config file x.toml"``).
     """
+    prefix = f"{where}: " if where else ""
     unused = [name for name in config.hparams if name not in config.strategy]
     if unused:
-        prefix = f"{where}: " if where else ""
         tables = ", ".join(f"[hparams.{name}]" for name in unused)
         raise ValueError(
             f"{prefix}{tables} sets hyperparameters of {', '.join(map(repr, unused))}, which "
             f"this run does not use (its strategies: {', '.join(config.strategy)}): add "
             f"{'it' if len(unused) == 1 else 'them'} to strategy (--strategy) or remove "
             f"the table{'s' * (len(unused) > 1)}"
+        )
+    unused = [name for name in config.inputs if name not in config.strategy]
+    if unused:
+        raise ValueError(
+            f"{prefix}inputs (--inputs) of {', '.join(map(repr, unused))}, which this run "
+            f"does not use (its strategies: {', '.join(config.strategy)}): add "
+            f"{'it' if len(unused) == 1 else 'them'} to strategy (--strategy) or drop "
+            f"{'its' if len(unused) == 1 else 'their'} inputs"
         )
 
 

@@ -47,11 +47,14 @@ class Compiled:
         self.functions: dict[str, Any] = {}
         self.seconds: dict[str, float] = {}
 
-    def get(self, name: str, fn: Callable[..., Any], *example_args: Any) -> Any:
-        """``jax.jit(fn)`` compiled for ``example_args``'s shapes, cached under ``name``."""
+    def get(
+        self, name: str, fn: Callable[..., Any], *example_args: Any, **example_kwargs: Any
+    ) -> Any:
+        """``jax.jit(fn)`` compiled for the shapes of ``example_args`` and
+        ``example_kwargs``, cached under ``name``."""
         if name not in self.functions:
             start = time.perf_counter()
-            self.functions[name] = jax.jit(fn).lower(*example_args).compile()
+            self.functions[name] = jax.jit(fn).lower(*example_args, **example_kwargs).compile()
             self.seconds[name] = time.perf_counter() - start
         return self.functions[name]
 
@@ -108,10 +111,13 @@ def run_round(
     trainer: Trainer,
     compiled: Compiled,
     name: str | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> State:
     """Round ``len(state.rows)``: select (from round 1 on), train, evaluate.
 
-    ``name`` keys the compiled round in ``compiled`` (default ``strategy.name``).
+    ``name`` keys the compiled round in ``compiled`` (default ``strategy.name``);
+    ``inputs`` are the strategy's keyword inputs (``strategy.inputs``, e.g. SMI's
+    ``query_x`` and ``query_y``), the same shapes for every seed.
 
     Returns:
         The state after the round, with one more row: ``round``, ``labeled`` (count
@@ -132,9 +138,10 @@ def run_round(
             train_state.params,
             pool,
             select_key,
+            **(inputs or {}),
         )
         start = time.perf_counter()
-        pool, picked = al_round(train_state.params, pool, select_key)
+        pool, picked = al_round(train_state.params, pool, select_key, **(inputs or {}))
         picked = np.asarray(jax.block_until_ready(picked))
         select_seconds = time.perf_counter() - start
         if np.any(picked < 0):

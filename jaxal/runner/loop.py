@@ -189,8 +189,9 @@ def execute(setup: Setup, stop_after: int | None = None, out: IO[str] | None = N
                         file=sys.stderr,
                     )
                     return 0
+                inputs = setup.inputs[name][seed] if name in setup.inputs else None
                 state = experiment.run_round(
-                    state, dataset, settings, strategy, setup.trainer, compiled, name
+                    state, dataset, settings, strategy, setup.trainer, compiled, name, inputs
                 )
                 experiment.save_state(path, state, {"strategy": name, "seed": seed})
                 rows[name, seed] = state.rows

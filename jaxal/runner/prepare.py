@@ -186,3 +186,38 @@ def prepare(
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     dataset = Dataset(x_train, y_train, x_test, y_test, num_classes, name)
     return Prepared(dataset, train_rows.astype(np.int64), test_rows.astype(np.int64))
+
+
+def set_names(inputs: tuple[str, ...]) -> list[str]:
+    """The sets a strategy's keyword inputs make up: ``("query_x", "query_y")`` ->
+    ``["query"]`` (each set an ``x`` and a ``y`` array), in order."""
+    names: list[str] = []
+    for name in inputs:
+        base = name.rsplit("_", 1)[0]
+        if base not in names:
+            names.append(base)
+    return names
+
+
+def read_set(path: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs and labels of an ``.npz`` holding ``x`` and ``y`` (or ``x_train`` and
+    ``y_train``): x [K, ...], y int32 [K]. ``what`` names it in messages
+    (``"--inputs smi.query"``).
+
+    Raises:
+        ValueError: unreadable file, another layout, or bad arrays.
+    """
+    try:
+        raw, _ = read_npz(path)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from None
+    if raw.x_test is not None:
+        raise ValueError(f"{what}: {path} must hold one set, x and y (it has a test split)")
+    checked = check_raw(raw, path)
+    return checked.x_train, checked.y_train
+
+
+def normalize_like(train_x: np.ndarray, x: np.ndarray, normalization: str) -> np.ndarray:
+    """``x`` normalized with the statistics of ``train_x`` (a seed's pool inputs before
+    normalization), as that seed's test split is."""
+    return normalize(train_x, x, normalization)[1]

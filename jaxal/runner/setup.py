@@ -16,10 +16,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxal.data import Dataset
+from jaxal.data import Dataset, Raw
 from jaxal.model import from_flax
+from jaxal.pool import Pool
+from jaxal.round import make_round
 from jaxal.runner.config import RunConfig
-from jaxal.runner.prepare import prepare, read_source, resolve_normalization
+from jaxal.runner.prepare import (
+    Prepared,
+    normalize_like,
+    prepare,
+    read_set,
+    read_source,
+    resolve_normalization,
+    set_names,
+)
 from jaxal.strategies import Strategy
 from jaxal.strategies import get as get_strategy
 from jaxal.train import MODELS, Trainer, trainer
@@ -43,6 +53,8 @@ class Setup:
     train_rows: list[np.ndarray]  # one per seed, int64 [N]
     rows_of: str
     normalization_reason: str
+    # strategy -> one dict per seed: keyword input name -> array (SMI's query_x, ...)
+    inputs: dict[str, list[dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
 
 
 def check_budget(config: RunConfig, pool_size: int) -> None:
@@ -149,6 +161,68 @@ def check_model(module: nn.Module, spec: str, dataset: Dataset, train: Trainer) 
         )
 
 
+INPUTS_HOW = (
+    "give each set as an .npz with x and y: --inputs {strategy}.{set}=FILE.npz (or "
+    '[inputs.{strategy}] {set} = "FILE.npz" in the --config file)'
+)
+
+
+def strategy_inputs(
+    name: str,
+    strategy: Strategy,
+    config: RunConfig,
+    raw: Raw,
+    prepared: list[Prepared],
+    train: Trainer,
+) -> list[dict[str, np.ndarray]]:
+    """Per seed, the keyword inputs (``strategy.inputs``) of strategy ``name`` from the
+    ``.npz`` files ``config.inputs[name]`` names, normalized like that seed's test split.
+
+    A strategy that takes inputs but is given none is traced once (``jax.eval_shape``) to
+    learn whether it needs them (SMI does; GLISTER's validation set is optional).
+
+    Raises:
+        ValueError: a set the strategy does not take, an unreadable file, or a needed set
+            not given (the message says how to give it).
+    """
+    given = config.inputs.get(name, {})
+    sets = set_names(strategy.inputs)
+    unknown = sorted(set(given) - set(sets))
+    if unknown:
+        takes = ", ".join(sets) if sets else "no sets besides the pool"
+        raise ValueError(f"--inputs {name}.{unknown[0]}: strategy {name!r} takes {takes}")
+    loaded = {s: read_set(path, f"--inputs {name}.{s}") for s, path in given.items()}
+    per_seed = []
+    for seed_data in prepared:
+        train_x = raw.x_train[seed_data.train_rows]
+        arrays = {}
+        for set_name, (x, y) in loaded.items():
+            arrays[f"{set_name}_x"] = normalize_like(train_x, x, config.normalization)
+            arrays[f"{set_name}_y"] = y
+        per_seed.append(arrays)
+    if sets and len(given) < len(sets):
+        dataset = prepared[0].dataset
+        params = jax.eval_shape(train.init, jax.random.key(0), jnp.asarray(dataset.x_train)).params
+        try:
+            jax.eval_shape(
+                make_round(strategy),
+                params,
+                Pool.create(dataset.x_train),
+                jax.random.key(0),
+                **per_seed[0],
+            )
+        except (TypeError, ValueError) as error:
+            if "needs the inputs" not in str(error):
+                raise
+            missing = [s for s in sets if s not in given]
+            raise ValueError(
+                f"strategy {name!r} needs the set{'s' * (len(missing) > 1)} "
+                f"{', '.join(missing)} besides the pool; "
+                + INPUTS_HOW.format(strategy=name, set=missing[0])
+            ) from None
+    return per_seed
+
+
 def make_setup(config: RunConfig) -> Setup:
     """Load every seed's data, build the model, trainer and strategies; check the budget.
 
@@ -191,6 +265,10 @@ def make_setup(config: RunConfig) -> Setup:
             strategies[name] = get_strategy(name)(model, config.budget, **hparams)
         except (TypeError, ValueError) as error:
             raise ValueError(f"strategy {name!r} with {hparams or 'defaults'}: {error}") from None
+    inputs = {
+        name: strategy_inputs(name, strategy, config, source.raw, prepared, train)
+        for name, strategy in strategies.items()
+    }
     return Setup(
         config,
         datasets,
@@ -201,4 +279,5 @@ def make_setup(config: RunConfig) -> Setup:
         [p.train_rows for p in prepared],
         source.rows_of,
         reason,
+        inputs,
     )
