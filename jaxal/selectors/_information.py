@@ -798,10 +798,12 @@ def _indices(indices: jax.Array, size: int, name: str) -> jax.Array:
     indices = jnp.asarray(indices)
     if indices.ndim != 1 or not jnp.issubdtype(indices.dtype, jnp.integer):
         raise ValueError(f"{name} must be an int [R] array, got {indices.dtype} {indices.shape}")
-    if _checks.is_concrete(indices) and indices.size:
-        host = np.asarray(indices)
-        if host.min() < 0 or host.max() >= size or len(np.unique(host)) != len(host):
-            raise ValueError(f"{name} must hold distinct indices in [0, {size})")
+    if indices.size:
+        _checks.require(
+            indices,
+            lambda xp, i: (i.min() >= 0) & (i.max() < size) & xp.all(xp.diff(xp.sort(i)) != 0),
+            f"{name} must hold distinct indices in [0, {size})",
+        )
     return indices.astype(jnp.int32)
 
 

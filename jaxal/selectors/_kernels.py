@@ -239,10 +239,12 @@ def prepare_kernel(
         symmetric = symmetric or square
         if symmetric and m != n:
             raise ValueError(f"{name} must be square [N, N], got shape ({m}, {n})")
-        if symmetric and _checks.is_concrete(kernel):
-            host = np.asarray(kernel)
-            if not np.allclose(host, host.T, rtol=1e-5, atol=1e-6):
-                raise ValueError(f"{name} must be symmetric")
+        if symmetric:
+            _checks.require(
+                kernel,
+                lambda xp, k: xp.allclose(k, k.T, rtol=1e-5, atol=1e-6),
+                f"{name} must be symmetric",
+            )
         kernel = kernel.astype(jnp.float32)
         if symmetric:
             prepared = DenseColumns(kernel)
@@ -516,10 +518,17 @@ def _check_blocks(sim: Similarity, name: str) -> None:
             )
         if sim.square and side == "row_blocks":
             count = table.shape[0]
-        if _checks.is_concrete(blocks) and size:
-            host = np.asarray(blocks)
-            if host.min() < 0 or host.max() >= count:
-                raise ValueError(f"{name}.{side} must lie in [0, {count}) (the table's size)")
+        if size:
+            _checks.require(
+                blocks,
+                _all_below(count),
+                f"{name}.{side} must lie in [0, {count}) (the table's size)",
+            )
+
+
+def _all_below(count: int) -> Callable[[Any, Any], Any]:
+    """The check ``0 <= entries < count`` for :func:`jaxal._checks.require`."""
+    return lambda xp, a: (a.min() >= 0) & (a.max() < count)
 
 
 def _unit(points: Points) -> Points:

@@ -280,8 +280,7 @@ def feature_based(
         raise ValueError(f"features must be a [N, F] array, got shape {features.shape}")
     features = features.astype(jnp.float32)
     _checks.finite(features, "features")
-    if _checks.is_concrete(features) and bool(np.any(np.asarray(features) < 0)):
-        raise ValueError("features must be non-negative")
+    _checks.require(features, lambda xp, f: xp.all(f >= 0), "features must be non-negative")
     _checks.one_of(concave, CONCAVE_FUNCTIONS, "concave")
     n, f = features.shape
     w = jnp.ones((f,), jnp.float32) if weights is None else jnp.asarray(weights, jnp.float32)
