@@ -36,6 +36,12 @@ from jaxal.selectors import _points
 
 METRICS = ("cosine", "euclidean")
 
+STORED_KERNEL_MAX_POINTS = 16_384
+"""The largest square kernel that is stored by default (N^2 = 2^28 float32 entries, 1 GB):
+computed once and held, where a larger one is evaluated on the fly. Greedy loops re-read
+columns many times, and a stored column costs a read where one on the fly costs
+O(N * F) arithmetic."""
+
 # The most kernel entries one block holds (16 MB of float32).
 _BLOCK_ENTRIES = 1 << 22
 # Blocks of an on-the-fly kernel have a multiple of this many rows when they have more: a
@@ -524,6 +530,12 @@ def _check_blocks(sim: Similarity, name: str) -> None:
                 _all_below(count),
                 f"{name}.{side} must lie in [0, {count}) (the table's size)",
             )
+
+
+def stored_by_default(n: int) -> bool:
+    """Whether a square kernel over ``n`` points is stored by default
+    (``n <= STORED_KERNEL_MAX_POINTS``)."""
+    return n <= STORED_KERNEL_MAX_POINTS
 
 
 def _all_below(count: int) -> Callable[[Any, Any], Any]:
