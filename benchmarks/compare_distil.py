@@ -502,7 +502,9 @@ def level_b(job, jax, jaxal, model, params, pool, strategy) -> dict[str, np.ndar
             [probs, jnp.full((probs.shape[0], pool.size - n, probs.shape[2]), 0.1)], axis=1
         )
         select = jax.jit(
-            lambda p, c, k: jaxal.selectors.batchbald(p, c, budget, k, max_configurations=1000)
+            lambda p, c, k: (
+                jaxal.selectors.batchbald(p, c, budget, k, max_configurations=1000).indices
+            )
         )
         out["level_b_indices"] = np.asarray(select(probs, candidates, jax.random.key(0)))[
             None

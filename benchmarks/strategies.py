@@ -12,6 +12,9 @@ For each (strategy, N, budget) the script measures
 * compile s: ``jax.jit(strategy.select).lower(params, pool, key).compile()``;
 * median s / min s: the compiled function, ``--warmup`` calls discarded, then
   ``--repeats`` calls (a fresh key each, same shapes), each ``jax.block_until_ready``;
+* eager s: ``strategy.select(params, pool, key)`` called outside ``jit`` as a user would,
+  the first call (which compiles and caches the program on the strategy) discarded, then
+  ``--repeats`` calls with fresh keys (median); ``eager / jit`` is its ratio to median s;
 * forward s: the jitted deterministic forward pass over the pool
   (``jaxal.model.forward``), the floor of every model-based strategy;
 * MC pass s (MC strategies only): the jitted ``jaxal.model.mc_map`` with S = 10 and
@@ -260,6 +263,16 @@ def time_compiled(fn: Callable, args: tuple, vary_key: bool, warmup: int, repeat
     return {"compile_s": compile_s, **summary(times)}
 
 
+def time_eager(strategy, params, pool: jaxal.Pool, inputs: dict, key, repeats: int) -> dict:
+    """``strategy.select`` called outside ``jit``: the first call (it compiles) untimed,
+    then ``repeats`` calls, a fresh key each."""
+    keys = jax.random.split(jax.random.fold_in(key, 1), 1 + repeats)
+    times = time_calls(
+        lambda i: strategy.select(params, pool, keys[i], **inputs), warmup=1, repeats=repeats
+    )
+    return summary(times)
+
+
 def time_passes(params, pool: jaxal.Pool, key, batch_size: int, warmup: int, repeats: int):
     """The deterministic forward pass and the MC-dropout pass (S = 10) over the pool."""
 
@@ -295,8 +308,9 @@ def fmt(value: float | None) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     header = (
-        "| strategy | N | budget | compile s | median s | min s | forward s | MC pass s "
-        "| DISTIL s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| strategy | N | budget | compile s | median s | min s | eager s | eager / jit "
+        "| forward s | MC pass s | DISTIL s |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [header]
     for row in rows:
@@ -307,6 +321,8 @@ def markdown_table(rows: list[dict]) -> str:
             fmt(row["compile_s"]),
             fmt(row["median_s"]),
             fmt(row["min_s"]),
+            fmt(row.get("eager_median_s")),
+            fmt(row.get("eager_over_jit")),
             fmt(row["forward_median_s"]),
             fmt(row["mc_pass_median_s"]),
             fmt(row["distil_s"]),
@@ -452,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
                 result = time_compiled(
                     select, (params, pool, inputs, key), True, args.warmup, args.repeats
                 )
+                eager = time_eager(strategy, params, pool, inputs, key, args.repeats)
                 distil = DISTIL_BUDGET_100.get(name, {}).get(n) if budget == 100 else None
                 row = {
                     "strategy": name,
@@ -460,6 +477,10 @@ def main(argv: list[str] | None = None) -> None:
                     "n": n,
                     "budget": budget,
                     **result,
+                    "eager_median_s": eager["median_s"],
+                    "eager_min_s": eager["min_s"],
+                    "eager_times_s": eager["times_s"],
+                    "eager_over_jit": eager["median_s"] / result["median_s"],
                     "forward_median_s": deterministic["median_s"] if uses_model(name) else None,
                     "forward_min_s": deterministic["min_s"] if uses_model(name) else None,
                     "mc_pass_median_s": mc["median_s"] if is_mc(name) else None,
@@ -470,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(row)
                 print(
                     f"  {name:>20} N={n} budget={budget}: compile {fmt(result['compile_s'])} s"
-                    f", median {fmt(result['median_s'])} s",
+                    f", median {fmt(result['median_s'])} s, eager {fmt(eager['median_s'])} s",
                     file=sys.stderr,
                 )
 

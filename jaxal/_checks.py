@@ -1,15 +1,22 @@
 """Input validation that raises a clear error naming the argument.
 
 Checks on shapes and Python hyperparameters run at construction or trace time. Checks on
-values run only when the array is concrete (a call outside ``jax.jit``); under ``jit`` they
-are skipped and the selectors fill slots they cannot fill with ``-1``.
+values (:func:`require`) read concrete arrays on the host; inside a strategy's compiled
+eager call (``jaxal._eager``) they are traced into the program (:class:`DeferredChecks`)
+and a failure is raised once the call returns; under the user's own ``jax.jit`` they are
+skipped and the selectors fill slots they cannot fill with ``-1``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
 import numbers
 import operator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,9 +24,100 @@ import numpy as np
 from jax.typing import ArrayLike
 
 
+class DeferredChecks:
+    """The value checks met while tracing one compiled eager call.
+
+    A check on an array of the call's own trace becomes an output of the program
+    (``conditions`` / ``values``, their ``messages`` kept here); a check inside a nested
+    trace (a ``vmap``, a loop body) becomes a host callback that appends its message to
+    ``failures`` when the program runs.
+
+    Attributes:
+        trace: the jit trace of the call (the ``_trace`` of its argument tracers).
+        messages: one message per output check, in order.
+        conditions: bool arrays, True where the check holds.
+        values: the scalar each message names (0 where it names none).
+        failures: messages of failed nested checks, appended on the host.
+        nested: whether any nested check was traced.
+    """
+
+    def __init__(self, trace: object, failures: list[str]) -> None:
+        self.trace = trace
+        self.messages: list[tuple[str, bool]] = []
+        self.conditions: list[jax.Array] = []
+        self.values: list[jax.Array] = []
+        self.failures = failures
+        self.nested = False
+
+
+_DEFERRED: contextvars.ContextVar[DeferredChecks | None] = contextvars.ContextVar(
+    "jaxal_deferred_value_checks", default=None
+)
+
+
+@contextlib.contextmanager
+def deferred_value_checks(checks: DeferredChecks) -> Iterator[DeferredChecks]:
+    """Inside the block, value checks on traced arrays are collected in ``checks``."""
+    token = _DEFERRED.set(checks)
+    try:
+        yield checks
+    finally:
+        _DEFERRED.reset(token)
+
+
 def is_concrete(*arrays: object) -> bool:
     """True when no argument is a tracer, i.e. values can be read on the host."""
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def require(
+    array: ArrayLike,
+    holds: Callable[[Any, Any], Any],
+    message: str,
+    value: Callable[[Any, Any], Any] | None = None,
+) -> None:
+    """Raise ``ValueError(message)`` unless ``holds(xp, array)`` is True.
+
+    ``holds`` and ``value`` are written once for both array modules: ``xp`` is NumPy when
+    ``array`` is concrete (read on the host, so a constant closed over by a jitted function
+    stays a constant) and ``jax.numpy`` inside a strategy's compiled eager call
+    (:class:`DeferredChecks`; the call raises a failure once it returns). Under the user's
+    own ``jit`` the check is skipped.
+
+    Args:
+        array: the array the condition reads.
+        holds: ``(xp, array) -> bool scalar``.
+        message: the error; a ``{}`` in it is filled with ``value(xp, array)``.
+        value: ``(xp, array) -> scalar`` named in the message, or None.
+    """
+    if is_concrete(array):
+        host = np.asarray(array)
+        if not bool(holds(np, host)):
+            raise ValueError(message.format(value(np, host)) if value else message)
+    elif (checks := _DEFERRED.get()) is not None:
+        condition = holds(jnp, array)
+        named = jnp.int32(0) if value is None else value(jnp, array)
+        if getattr(array, "_trace", None) is checks.trace:
+            checks.messages.append((message, value is not None))
+            checks.conditions.append(jnp.asarray(condition, bool))
+            checks.values.append(jnp.asarray(named))
+        else:
+            checks.nested = True
+            record = functools.partial(_record_failure, checks.failures, message, value is not None)
+            jax.debug.callback(record, condition, named)
+
+
+def _record_failure(
+    failures: list[str], message: str, formatted: bool, holds: Any, value: Any
+) -> None:
+    """Host side of a deferred check: append the message when ``holds`` is False (every
+    entry, when the check ran under ``vmap``)."""
+    holds, value = np.asarray(holds), np.asarray(value)
+    if holds.all():
+        return
+    if formatted and value.shape == holds.shape:
+        value = value[~holds]
+    failures.append(message.format(value.reshape(-1)[0]) if formatted else message)
 
 
 def positive_int(value: object, name: str) -> int:
@@ -112,10 +210,10 @@ def rank_at_least(array: jax.Array, rank: int, name: str) -> None:
 
 
 def finite(array: ArrayLike, name: str) -> None:
-    """Raise if a concrete floating ``array`` holds NaN or infinity (no-op under jit)."""
-    if is_concrete(array) and jnp.issubdtype(jnp.result_type(array), jnp.inexact):
-        if not bool(np.all(np.isfinite(np.asarray(array)))):
-            raise ValueError(f"{name} must be finite; it holds NaN or infinity")
+    """Raise if a floating ``array`` holds NaN or infinity (:func:`require`)."""
+    if jnp.issubdtype(jnp.result_type(array), jnp.inexact):
+        message = f"{name} must be finite; it holds NaN or infinity"
+        require(array, lambda xp, a: xp.all(xp.isfinite(a)), message)
 
 
 def labels_in_range(labels: ArrayLike, num_classes: int, name: str) -> None:
@@ -128,20 +226,23 @@ def labels_in_range(labels: ArrayLike, num_classes: int, name: str) -> None:
     labels = jnp.asarray(labels)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise TypeError(f"{name} must hold integer labels, got dtype {labels.dtype}")
-    if is_concrete(labels) and labels.size:
-        host = np.asarray(labels)
-        if host.min() < 0 or host.max() >= num_classes:
-            raise ValueError(f"{name} must lie in [0, {num_classes}) (the model's classes)")
+    if labels.size:
+        require(
+            labels,
+            lambda xp, a: (a.min() >= 0) & (a.max() < num_classes),
+            f"{name} must lie in [0, {num_classes}) (the model's classes)",
+        )
 
 
 def budget_fits(budget: int, candidates: jax.Array) -> None:
-    """Raise if a concrete ``candidates`` mask [N] has fewer than ``budget`` True entries."""
-    if is_concrete(candidates):
-        available = int(np.sum(np.asarray(candidates)))
-        if budget > available:
-            raise ValueError(
-                f"budget={budget} is larger than the number of unlabeled points ({available})"
-            )
+    """Raise if the ``candidates`` mask [N] has fewer than ``budget`` True entries
+    (:func:`require`)."""
+    require(
+        candidates,
+        lambda xp, c: xp.sum(c) >= budget,
+        f"budget={budget} is larger than the number of unlabeled points ({{}})",
+        lambda xp, c: xp.sum(c),
+    )
 
 
 _INT32 = np.iinfo(np.int32)
@@ -163,8 +264,11 @@ def integer_array(value: object, name: str) -> jax.Array:
     dtype = value.dtype
     if not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(f"{name} must hold integers, got dtype {dtype}")
-    if is_concrete(value) and value.size and jnp.iinfo(dtype).max > _INT32.max:
-        host = np.asarray(value)
-        if host.min() < _INT32.min or host.max() > _INT32.max:
-            raise ValueError(f"{name} must fit in int32, got values up to {host.max()}")
+    if value.size and jnp.iinfo(dtype).max > _INT32.max:
+        require(
+            value,
+            lambda xp, a: (a.min() >= _INT32.min) & (a.max() <= _INT32.max),
+            f"{name} must fit in int32, got values up to {{}}",
+            lambda xp, a: a.max(),
+        )
     return jnp.asarray(value)

@@ -12,14 +12,32 @@ from hypothesis import strategies as st
 
 from jaxal import scores
 from jaxal.model import mc_map
-from jaxal.selectors._batchbald import _greedy, batchbald, batchbald_with_scores
+from jaxal.selectors._batchbald import _greedy, batchbald
 from jaxal.strategies.batch_bayesian import batchbald as batchbald_strategy
 from tests import reference as ref
 
+
+def _picks_and_scores(selection):
+    """(indices int32 [budget], scores float [budget]) of batchbald's ``Selection``."""
+    return selection.indices, selection.info.scores
+
+
 # Jitted entry points, compiled once per shape and reused across seeds.
-WITH_SCORES = jax.jit(
-    batchbald_with_scores, static_argnames=("budget", "max_configurations", "chunk_size")
-)
+@functools.partial(jax.jit, static_argnames=("budget", "max_configurations", "chunk_size"))
+def WITH_SCORES(probs, candidates, budget, key, *, max_configurations, chunk_size=256):  # noqa: N802
+    """batchbald as (indices int32 [budget], scores float [budget])."""
+    return _picks_and_scores(
+        batchbald(
+            probs,
+            candidates,
+            budget,
+            key,
+            max_configurations=max_configurations,
+            chunk_size=chunk_size,
+        )  # fmt: skip
+    )
+
+
 FORCED = jax.jit(_greedy, static_argnames=("budget", "rows", "exact_points", "chunk_size"))
 KEY = jax.random.key(0)
 
@@ -198,7 +216,9 @@ def test_sampled_mode_is_unbiased():
 
 INV_S, INV_N, INV_C, INV_BUDGET = 4, 24, 3, 6
 SELECT = jax.jit(
-    functools.partial(batchbald, budget=INV_BUDGET, max_configurations=16, chunk_size=7)
+    lambda probs, candidates, key: (
+        batchbald(probs, candidates, INV_BUDGET, key, max_configurations=16, chunk_size=7).indices
+    )
 )
 
 
@@ -215,7 +235,9 @@ def test_invariants(seed):
     assert_valid_picks(picks, candidates, INV_BUDGET)
     np.testing.assert_array_equal(picks, SELECT(probs, candidates, key=key))  # same key
     if seed == 0:  # eager loops compile on every call: once is enough
-        eager = batchbald(probs, candidates, INV_BUDGET, key, max_configurations=16, chunk_size=7)
+        eager = batchbald(
+            probs, candidates, INV_BUDGET, key, max_configurations=16, chunk_size=7
+        ).indices
         np.testing.assert_array_equal(picks, eager)
 
 
@@ -266,7 +288,7 @@ def test_strategy_matches_selector(head_model, params, pool, key):
         head_model, params, pool.x, mc_key, 8, 96, lambda p: p.swapaxes(0, 1), consistent=True
     )
     probs = by_point.swapaxes(0, 1)  # [S, N, C]
-    expected = batchbald(probs, ~pool.labeled, 5, sample_key, max_configurations=64)
+    expected = batchbald(probs, ~pool.labeled, 5, sample_key, max_configurations=64).indices
     np.testing.assert_array_equal(picks, np.asarray(expected))
     # The first pick is BALD's on the same samples.
     bald = np.where(pool.labeled, -np.inf, np.asarray(scores.mutual_information(probs)))

@@ -78,7 +78,7 @@ def random_problem(seed, n=40, v=30, c=4, width=6):
 
 @functools.partial(jax.jit, static_argnames=("budget", "reg", "lam", "exact_rows"))
 def _glister(a, u, candidates, logits, right, labels, start, key, lr, budget, reg, lam, exact_rows):
-    return selectors.glister_with_gains(
+    picks, info = selectors.glister(
         OuterProduct(a, u),
         candidates,
         logits,
@@ -92,6 +92,7 @@ def _glister(a, u, candidates, logits, right, labels, start, key, lr, budget, re
         lam=lam,
         exact_rows=exact_rows,
     )
+    return picks, info.gains
 
 
 def run_selector(p, budget, lr, reg="none", lam=0.0, exact_rows=1024, key=0):

@@ -17,17 +17,24 @@ import numpy as np
 import pytest
 
 import jaxal
-from jaxal.selectors import _information, _kernels
-from jaxal.selectors._kernels import Similarity
-from jaxal.selectors._points import OuterProduct
-from jaxal.selectors._submodular import submodular_greedy
-from jaxal.selectors._submodular_functions import facility_location, log_determinant
+from jaxal.selectors import OuterProduct
+from jaxal.selectors.submodular import combinators, functions, measures
+from jaxal.selectors.submodular import kernels as _kernels
+from jaxal.selectors.submodular.functions import facility_location, log_determinant
+from jaxal.selectors.submodular.greedy import submodular_greedy
+from jaxal.selectors.submodular.kernels import Similarity
 from tests import reference_information as ref
 from tests import reference_submodular as base
 from tests.conftest import N_CLASSES, N_FEATURES, numpy_mlp
 
+
+def _picks_and_gains(selection):
+    """(indices int32 [budget], gains float32 [budget]) of a ``Selection``."""
+    return selection.indices, selection.info.gains
+
+
 N, Q, P, D = 12, 3, 4, 5
-NAMES = list(_information.INFORMATION_MEASURES)
+NAMES = list(measures.INFORMATION_MEASURES)
 # eta, nu <= 1 keep the log-determinant block kernels positive definite.
 HPARAMS = (("eta", 0.9), ("nu", 0.7), ("lambda_", 0.8))
 # Submodular measures whose gains are not an O(N) state (lazy greedy is for those), and one
@@ -49,7 +56,7 @@ def sets(
 
 
 def build(name, pool, query, private, ground, metric, dense, hparams=HPARAMS):
-    return _information.information_measure(
+    return measures.information_measure(
         name,
         pool,
         query,
@@ -79,8 +86,8 @@ def gains_after(pool, query, private, ground, members, count, indices, *, name, 
 def greedy(pool, query, private, ground, candidates, *, name, metric="cosine", dense=None,
            hparams=HPARAMS, budget=4, optimizer="naive", lazy_batch=3):  # fmt: skip
     fn = build(name, pool, query, private, ground, metric, dense, hparams)
-    return submodular_greedy(
-        fn, candidates, budget, optimizer=optimizer, lazy_batch=lazy_batch, return_gains=True
+    return _picks_and_gains(
+        submodular_greedy(fn, candidates, budget, optimizer=optimizer, lazy_batch=lazy_batch)
     )
 
 
@@ -112,7 +119,7 @@ def assert_greedy_matches(f, picks, candidates, tol=1e-4):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_gains_match_the_definitions(name):
-    spec = _information.INFORMATION_MEASURES[name]
+    spec = measures.INFORMATION_MEASURES[name]
     variants = [("cosine", None), ("euclidean", None)]
     if spec.takes_dense:
         variants.append(("cosine", False))  # the pool kernel on the fly
@@ -152,7 +159,8 @@ def test_reference_fl1mi_closed_form_is_the_mutual_information():
 
 @pytest.mark.parametrize("name", ["fl1mi", "flcg", "flcmi"])
 def test_facility_location_closed_forms_equal_the_combinators(name):
-    """capped_facility_location == restrict(MI(CG(facility location over V + Q + P)))."""
+    """facility_location with a floor and a cap ==
+    restrict(MI(CG(facility location over V + Q + P)))."""
     eta, nu = 1.2, 0.8
 
     @jax.jit
@@ -160,7 +168,7 @@ def test_facility_location_closed_forms_equal_the_combinators(name):
         others = {"fl1mi": (("query", query),), "flcg": (("private", private),)}.get(
             name, (("query", query), ("private", private))
         )
-        combined = _information._concat(pool, *others)
+        combined = measures._concat(pool, *others)
         scales = {"fl1mi": (1.0, eta), "flcg": (1.0, nu), "flcmi": (1.0, eta, nu)}[name]
         kernel = Similarity(
             pool, combined.points, "cosine", 4, shift=True, col_blocks=combined.blocks,
@@ -168,12 +176,10 @@ def test_facility_location_closed_forms_equal_the_combinators(name):
         )  # fmt: skip
         fn = facility_location(kernel, ground=ground)
         if name != "fl1mi":  # condition on P, the last block
-            fn = _information.conditional_gain(fn, combined.indices(len(others)))
+            fn = combinators.conditional_gain(fn, combined.indices(len(others)))
         if name != "flcg":
-            fn = _information.submodular_mutual_information(
-                fn, combined.indices(1), submodular=True
-            )
-        fn = _information.restrict(fn, N)
+            fn = combinators.submodular_mutual_information(fn, combined.indices(1), submodular=True)
+        fn = combinators.restrict(fn, N)
         closed = build(
             name, pool, query, private, ground, "cosine", None, (("eta", eta), ("nu", nu))
         )
@@ -190,9 +196,9 @@ def test_facility_location_closed_forms_equal_the_combinators(name):
     for seed in range(2):
         pool, query, private = sets(10 + seed)
         ground = np.random.default_rng(seed).uniform(size=N) < 0.8
-        combinators, closed = both(pool, query, private, ground, jnp.asarray([3, 7, 1]))
+        combined_gains, closed = both(pool, query, private, ground, jnp.asarray([3, 7, 1]))
         np.testing.assert_allclose(
-            np.asarray(combinators), np.asarray(closed), rtol=1e-5, atol=1e-5
+            np.asarray(combined_gains), np.asarray(closed), rtol=1e-5, atol=1e-5
         )
 
 
@@ -229,8 +235,8 @@ def test_log_determinant_bulk_insert_equals_one_update_at_a_time():
     fn = log_determinant(kernel, lambda_=0.5)
     given = jnp.asarray([12, 3, 14, 7], jnp.int32)
     start = fn.update(fn.init(6), jnp.int32(1))  # a non-empty state: the block step extends it
-    bulk = jax.jit(_information.log_determinant_insert(kernel, 0.5))(start, given)
-    one_by_one = jax.jit(_information.insert_each(fn))(start, given)
+    bulk = jax.jit(functions.log_determinant_insert(kernel, 0.5))(start, given)
+    one_by_one = jax.jit(combinators.insert_each(fn))(start, given)
     assert int(bulk.n_picked) == int(one_by_one.n_picked) == 5
     np.testing.assert_allclose(
         np.asarray(bulk.residual), np.asarray(one_by_one.residual), atol=1e-5
@@ -246,7 +252,7 @@ def test_log_determinant_bulk_insert_equals_one_update_at_a_time():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_naive_greedy_matches_numpy_greedy(name):
-    spec = _information.INFORMATION_MEASURES[name]
+    spec = measures.INFORMATION_MEASURES[name]
     for seed in range(2):
         pool, query, private = sets(20 + seed)
         rng = np.random.default_rng(seed)
@@ -364,23 +370,23 @@ def test_similarity_block_errors():
 def test_measure_errors_name_the_argument():
     pool, query, private = (jnp.asarray(a) for a in sets(0))
     with pytest.raises(ValueError, match="function"):
-        _information.information_measure("flmi", pool, query)
+        measures.information_measure("flmi", pool, query)
     with pytest.raises(ValueError, match="query"):
-        _information.information_measure("fl2mi", pool, None, private)
+        measures.information_measure("fl2mi", pool, None, private)
     with pytest.raises(ValueError, match="query must hold at least one point"):
-        _information.fl1mi(pool, query[:0])
+        measures.fl1mi(pool, query[:0])
     with pytest.raises(ValueError, match="private must be"):
-        _information.flcg(pool, private[:, :2])
+        measures.flcg(pool, private[:, :2])
     with pytest.raises(TypeError, match="representation"):
-        _information.logdetmi(pool, OuterProduct(query, query))
+        measures.logdetmi(pool, OuterProduct(query, query))
     with pytest.raises(ValueError, match="eta"):
-        _information.fl1mi(pool, query, eta=-1.0)
+        measures.fl1mi(pool, query, eta=-1.0)
     with pytest.raises(ValueError, match="lambda_"):
-        _information.logdetcg(pool, private, lambda_=0.0)
+        measures.logdetcg(pool, private, lambda_=0.0)
     with pytest.raises(ValueError, match="metric"):
-        _information.com(pool, query, metric="manhattan")
+        measures.com(pool, query, metric="manhattan")
     with pytest.raises(ValueError, match="ground"):
-        _information.flcmi(pool, query, private, ground=jnp.ones(3, bool))
+        measures.flcmi(pool, query, private, ground=jnp.ones(3, bool))
 
 
 # --------------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def test_saturated_softmax_entropy_is_finite():
     pool = jaxal.Pool.create(x)
     strategy = jaxal.strategies.entropy(jaxal.Model(apply=apply), 5)
     scores = np.asarray(strategy.score(None, pool, jax.random.key(0)))
-    assert np.all(np.isfinite(scores)) and np.all(scores == 0)
+    # One-hot up to float32 rounding: p = 1 - 2^-24 gives -p log p = 6e-8.
+    assert np.all(np.isfinite(scores)) and np.all(np.abs(scores) < 1e-6)
 
 
 @pytest.mark.parametrize("labeled_count", [0, 12])

@@ -14,11 +14,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxal.selectors import _kernels, _submodular_functions
-from jaxal.selectors._kernels import Similarity, similarity_kernel
-from jaxal.selectors._points import OuterProduct
-from jaxal.selectors._submodular import SubmodularFn, submodular_greedy
-from jaxal.selectors._submodular_functions import SUBMODULAR_FUNCTIONS
+from jaxal.selectors import OuterProduct
+from jaxal.selectors.submodular import functions
+from jaxal.selectors.submodular import kernels as _kernels
+from jaxal.selectors.submodular.functions import SUBMODULAR_FUNCTIONS
+from jaxal.selectors.submodular.greedy import SubmodularFn, submodular_greedy
+from jaxal.selectors.submodular.kernels import Similarity, similarity_kernel
+
+
+def _picks_and_gains(selection):
+    """(indices int32 [budget], gains float32 [budget]) of a ``Selection``."""
+    return selection.indices, selection.info.gains
+
 
 try:
     from tests import reference_submodular as ref
@@ -133,16 +140,17 @@ def greedy(
     sample_chunk=None,
 ):
     fn = build(name, data, ground, hparams, metric, on_the_fly)
-    return submodular_greedy(
-        fn,
-        candidates,
-        budget,
-        key,
-        optimizer=optimizer,
-        lazy_batch=lazy_batch,
-        sample_size=sample_size,
-        sample_chunk=sample_chunk,
-        return_gains=True,
+    return _picks_and_gains(
+        submodular_greedy(
+            fn,
+            candidates,
+            budget,
+            key,
+            optimizer=optimizer,
+            lazy_batch=lazy_batch,
+            sample_size=sample_size,
+            sample_chunk=sample_chunk,
+        )
     )
 
 
@@ -221,7 +229,7 @@ def test_gathered_columns_in_groups_match_numpy():
     want = np.maximum(by_column[columns] - memo, 0.0).astype(np.float64).sum(axis=1)
 
     def gains(block):  # the facility-location contributions, summed over the rows
-        return jnp.sum(_submodular_functions._gains_over_memo(block, jnp.asarray(memo)), axis=1)
+        return jnp.sum(functions._gains_over_memo(block, jnp.asarray(memo)), axis=1)
 
     for max_entries in (8, 24, 80, 1 << 22):  # groups of 1, 3, 10 columns, then one gather
         got = _kernels._reduce_gathered(
@@ -336,7 +344,7 @@ def test_facility_location_with_a_rectangular_kernel(on_the_fly):
         fn = SUBMODULAR_FUNCTIONS["facility_location"](data, ground=jnp.asarray(ground))
         assert fn.size == N
         state = fn.update(fn.init(1), jnp.int32(4))
-        picks = submodular_greedy(fn, jnp.ones(N, bool), 3)
+        picks = submodular_greedy(fn, jnp.ones(N, bool), 3).indices
         return fn.gains(state), fn.gains_at(state, jnp.array([0, 11])), picks
 
     gains, gains_at, picks = check(
@@ -379,7 +387,7 @@ def test_log_determinant_with_singular_sets():
     fn = SUBMODULAR_FUNCTIONS["log_determinant"](similarity_kernel(jnp.asarray(x)), lambda_=0.0)
     gains = np.asarray(fn.gains(fn.update(fn.init(4), jnp.int32(0))))
     assert gains[1] == -np.inf and np.isfinite(gains[2]) and np.isfinite(gains[3])
-    picks = submodular_greedy(fn, jnp.ones(4, bool), 4)
+    picks = submodular_greedy(fn, jnp.ones(4, bool), 4).indices
     assert_valid_picks(picks, np.ones(4, bool), 4)
     assert int(picks[0]) == 0 and int(picks[1]) == 2
 
@@ -448,7 +456,7 @@ def _greedy_on_kernel(kernel, *, name, optimizer, lazy_batch=1, lazy_rounds=1):
         optimizer=optimizer,
         lazy_batch=lazy_batch,
         lazy_rounds=lazy_rounds,
-    )
+    ).indices
 
 
 def test_lazy_equals_naive_with_exact_ties():
@@ -484,10 +492,10 @@ def test_lazy_evaluates_fewer_gains():
 
     fn = base._replace(gains=counted)
     select = jax.jit(
-        lambda c: submodular_greedy(fn, c, 10, optimizer="lazy", lazy_batch=4)  # noqa: B023
+        lambda c: submodular_greedy(fn, c, 10, optimizer="lazy", lazy_batch=4).indices  # noqa: B023
     )
     lazy = np.asarray(select(jnp.ones(40, bool)))
-    naive = np.asarray(submodular_greedy(base, jnp.ones(40, bool), 10))
+    naive = np.asarray(submodular_greedy(base, jnp.ones(40, bool), 10).indices)
     np.testing.assert_array_equal(lazy, naive)
     # One pass for the initial bounds; the naive greedy makes 10.
     assert 1 <= len(full_passes) <= 3, len(full_passes)
@@ -584,7 +592,7 @@ def test_stochastic_default_sample_is_the_papers():
         )
         picks = submodular_greedy(
             fn, jnp.asarray(candidates), budget, jax.random.key(seed), optimizer="stochastic"
-        )
+        ).indices
         np.testing.assert_array_equal(np.asarray(picks), want, err_msg=f"seed {seed}")
 
 
@@ -609,7 +617,7 @@ def test_stochastic_lazy_sample_evaluates_fewer_gains():
             sample_size=60,
             sample_chunk=10,
             lazy_batch=10,
-        )
+        ).indices
 
     lazy_counts: list[int] = []
     every_counts: list[int] = []
@@ -678,8 +686,8 @@ def test_jit_matches_eager():
 
         def select(x, candidates, key, name=name, kwargs=kwargs, optimizer=optimizer):
             fn = SUBMODULAR_FUNCTIONS[name](Similarity(x, chunk_size=5), **kwargs)
-            return submodular_greedy(
-                fn, candidates, BUDGET, key, optimizer=optimizer, return_gains=True
+            return _picks_and_gains(
+                submodular_greedy(fn, candidates, BUDGET, key, optimizer=optimizer)
             )
 
         eager = select(x, candidates, key)
@@ -751,7 +759,7 @@ def test_apricot_same_greedy_picks():
         kernel = ref.euclidean_kernel(x)  # non-negative, as apricot requires
         for name, (selection, theirs, ours) in selections.items():
             fn = SUBMODULAR_FUNCTIONS[name](jnp.asarray(kernel, jnp.float32), **ours)
-            picks = np.asarray(submodular_greedy(fn, jnp.ones(20, bool), BUDGET))
+            picks = np.asarray(submodular_greedy(fn, jnp.ones(20, bool), BUDGET).indices)
             model = selection(BUDGET, metric="precomputed", optimizer="naive", **theirs)
             want = np.asarray(model.fit(kernel).ranking)
             f = reference_fn(name, kernel)
@@ -765,7 +773,7 @@ def test_apricot_same_greedy_picks():
         for concave in ["sqrt"]:  # apricot's default (each fit compiles: one is enough)
             features = np.abs(x).astype(np.float64)
             fn = SUBMODULAR_FUNCTIONS["feature_based"](jnp.asarray(features), concave=concave)
-            picks = np.asarray(submodular_greedy(fn, jnp.ones(20, bool), BUDGET))
+            picks = np.asarray(submodular_greedy(fn, jnp.ones(20, bool), BUDGET).indices)
             model = apricot.FeatureBasedSelection(BUDGET, concave_func=concave, optimizer="naive")
             np.testing.assert_array_equal(picks, np.asarray(model.fit(features).ranking))
 
@@ -809,7 +817,7 @@ def test_submodlib_same_values_and_picks():
         # on ties, jaxal the lowest).
         for name in ["facility_location", "graph_cut"]:
             fn = SUBMODULAR_FUNCTIONS[name](jnp.asarray(kernel), **dict(FUNCTIONS[name][0]))
-            picks = np.asarray(submodular_greedy(fn, jnp.ones(N, bool), BUDGET))
+            picks = np.asarray(submodular_greedy(fn, jnp.ones(N, bool), BUDGET).indices)
             peers[name].clearMemoization()
             theirs = peers[name].maximize(
                 budget=BUDGET, optimizer="NaiveGreedy", show_progress=False
@@ -827,6 +835,6 @@ def test_submodlib_same_values_and_picks():
             n=N, features=features.tolist(), numFeatures=4, sparse=False, mode=mode
         )
         fn = SUBMODULAR_FUNCTIONS["feature_based"](jnp.asarray(features), concave=concave)
-        picks = np.asarray(submodular_greedy(fn, jnp.ones(N, bool), BUDGET))
+        picks = np.asarray(submodular_greedy(fn, jnp.ones(N, bool), BUDGET).indices)
         theirs = peer.maximize(budget=BUDGET, optimizer="NaiveGreedy", show_progress=False)
         np.testing.assert_array_equal(picks, [i for i, _ in theirs], err_msg=concave)

@@ -67,6 +67,7 @@ from jax.scipy.special import xlogy
 
 from jaxal import _checks, scores
 from jaxal._chunks import map_chunks
+from jaxal.selectors._selection import BatchBaldInfo, Selection
 
 DEFAULT_MAX_CONFIGURATIONS = 1000
 # Gains closer than this (in nats) tie, and rows whose posterior over the MC samples has
@@ -86,42 +87,8 @@ def batchbald(
     *,
     max_configurations: int = DEFAULT_MAX_CONFIGURATIONS,
     chunk_size: int = 256,
-) -> jax.Array:
+) -> Selection:
     """Greedy BatchBALD: ``budget`` candidates that jointly carry the most information.
-
-    See :func:`batchbald_with_scores` (this returns its indices only).
-
-    Args:
-        probs: float [S, N, C], S MC-dropout samples of the class probabilities.
-        candidates: bool [N], the points that may be picked.
-        budget: Python int, 1 <= budget <= N.
-        key: PRNG key (used only once the joint table switches to sampled mode).
-        max_configurations: M, rows of the joint table, a Python int >= S.
-        chunk_size: B, candidates scored per chunk.
-
-    Returns:
-        int32 [budget] in pick order: distinct candidates; -1 once none is left.
-    """
-    return batchbald_with_scores(
-        probs,
-        candidates,
-        budget,
-        key,
-        max_configurations=max_configurations,
-        chunk_size=chunk_size,
-    )[0]
-
-
-def batchbald_with_scores(
-    probs: jax.Array,
-    candidates: jax.Array,
-    budget: int,
-    key: jax.Array,
-    *,
-    max_configurations: int = DEFAULT_MAX_CONFIGURATIONS,
-    chunk_size: int = 256,
-) -> tuple[jax.Array, jax.Array]:
-    """Greedy BatchBALD, with the acquisition value of every pick.
 
     Step i picks the candidate maximising the mutual information I(y_1, ..., y_i; w) of
     the batch extended by it (module docstring). It is exact while the C^m label
@@ -142,9 +109,10 @@ def batchbald_with_scores(
         chunk_size: B, candidates scored at a time (memory O(B * 64 * C)).
 
     Returns:
-        (indices int32 [budget] in pick order: distinct candidates, -1 once none is left;
-        scores float [budget]: the estimated I(y_1..y_i; w) of the batch up to and
-        including pick i, -inf for unfilled slots).
+        ``Selection(indices, BatchBaldInfo(scores))``: indices int32 [budget] in pick
+        order, distinct candidates, -1 once none is left; scores float [budget], the
+        estimated I(y_1..y_i; w) of the batch up to and including pick i (-inf for
+        unfilled slots).
 
     Raises:
         ValueError: wrong ranks or shapes, budget outside [1, N], max_configurations < S,
@@ -166,9 +134,10 @@ def batchbald_with_scores(
         )
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
     _checks.finite(probs, "probs")
-    return _greedy(
+    indices, batch_scores = _greedy(
         probs, candidates, budget, key, rows, _exact_points(classes, rows, budget), chunk_size
     )
+    return Selection(indices, BatchBaldInfo(batch_scores))
 
 
 def _exact_points(classes: int, rows: int, budget: int) -> int:

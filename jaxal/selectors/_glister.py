@@ -15,7 +15,7 @@ r_v = softmax(out_v) - onehot(y_v):
   (O(V * C * R));
 * the gain of pool point e is its gradient times Gval, a_e^T Gval u_e (O(N * C * R) for
   all e, never the [N, C * R] matrix; bounds skip most of this, see
-  :func:`glister_with_gains`);
+  :func:`glister`);
 * picking e* updates every simulated logit by -lr * a_e* (u_e* . s_v) (O(V * (C + R))).
 """
 
@@ -30,6 +30,7 @@ from jaxal import _checks
 from jaxal._chunks import map_chunks
 from jaxal._points import OuterProduct
 from jaxal.selectors import _points
+from jaxal.selectors._selection import GreedyInfo, Selection
 from jaxal.selectors._top_k import random_subset
 
 REGULARIZERS = ("none", "random", "facility_location", "diversity")
@@ -39,9 +40,9 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 _BLOCK_ENTRIES = 1 << 22
 # Reductions over at most this many classes are unrolled.
 _UNROLL = 32
-# Default cap on the points whose gains one step recomputes exactly (see glister_with_gains).
+# Default cap on the points whose gains one step recomputes exactly (see glister).
 EXACT_ROWS = 4096
-# Relative allowance for float rounding in the gain bounds (see ``glister_with_gains``).
+# Relative allowance for float rounding in the gain bounds (see ``glister``).
 _SLACK = 1e-4
 
 
@@ -72,44 +73,8 @@ def glister(
     regularizer: str = "none",
     lam: float = 0.0,
     exact_rows: int = EXACT_ROWS,
-) -> jax.Array:
-    """GLISTER's greedy selection; see :func:`glister_with_gains` (this returns the indices).
-
-    Returns:
-        int32 [budget] in pick order, distinct candidates; -1 once none is left.
-    """
-    return glister_with_gains(
-        gradients,
-        candidates,
-        validation_logits,
-        validation_right,
-        validation_labels,
-        budget,
-        key,
-        lr=lr,
-        start_gradient=start_gradient,
-        regularizer=regularizer,
-        lam=lam,
-        exact_rows=exact_rows,
-    )[0]
-
-
-def glister_with_gains(
-    gradients: OuterProduct,
-    candidates: jax.Array,
-    validation_logits: jax.Array,
-    validation_right: jax.Array,
-    validation_labels: jax.Array,
-    budget: int,
-    key: jax.Array,
-    *,
-    lr: float,
-    start_gradient: jax.Array | None = None,
-    regularizer: str = "none",
-    lam: float = 0.0,
-    exact_rows: int = EXACT_ROWS,
-) -> tuple[jax.Array, jax.Array]:
-    """GLISTER's greedy selection over factored gradients, with the gain of every pick.
+) -> Selection:
+    """GLISTER's greedy selection over factored gradients.
 
     1. Simulated start: out_v = z_v - lr * G0 s_v, with G0 = ``start_gradient`` (DISTIL:
        the *sum* of the labeled points' gradients at their labels, one SGD step on it).
@@ -164,8 +129,9 @@ def glister_with_gains(
             exactly before it falls back to all N.
 
     Returns:
-        (int32 [budget] in pick order, distinct candidates, -1 once none is left;
-        float [budget], the gain of each greedy pick, NaN for random picks and -1 slots).
+        ``Selection(indices, GreedyInfo(gains))``: indices int32 [budget] in pick order,
+        distinct candidates, -1 once none is left; gains float [budget], the gain of each
+        greedy pick (NaN for random picks and -1 slots).
     """
     if not isinstance(gradients, OuterProduct):
         raise TypeError(
@@ -314,11 +280,11 @@ def glister_with_gains(
     )
     _, available, picked, gains, _, _, _ = jax.lax.fori_loop(0, greedy, step, initial)
     if greedy == budget:
-        return picked, gains
+        return Selection(picked, GreedyInfo(gains))
     extras = random_subset(available, budget - greedy, key)
-    return (
+    return Selection(
         jnp.concatenate([picked, extras]),
-        jnp.concatenate([gains, jnp.full((budget - greedy,), jnp.nan, dtype)]),
+        GreedyInfo(jnp.concatenate([gains, jnp.full((budget - greedy,), jnp.nan, dtype)])),
     )
 
 

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxal import _checks
+from jaxal._eager import compiled_when_concrete
 from jaxal._points import PointsT, finite_rows, zero_rows
 from jaxal.model import Model
 from jaxal.pool import Pool
@@ -32,7 +33,8 @@ class Strategy(NamedTuple):
             ``strategy.mc_samples``).
         select: ``select(params, pool, key, **inputs) -> int32 [budget]``: distinct
             indices of unlabeled points, best first or in pick order. Called outside ``jit``
-            it raises ValueError on bad input; under ``jit``, slots it cannot fill are -1.
+            it compiles once per input shape (the program is kept with the strategy) and
+            raises ValueError on bad input; under ``jit``, slots it cannot fill are -1.
         score: ``score(params, pool, key, **inputs) -> float32 [N] | None``: the
             acquisition score of every point (higher = pick first; -inf for labeled
             points), or None for strategies without a per-point score.
@@ -79,6 +81,10 @@ def make_strategy(
 
 
 def _checked(fn: Callable[..., Any], name: str, accepted: tuple[str, ...]) -> Callable[..., Any]:
+    """``fn`` with its arguments checked; outside ``jit`` it runs compiled once per shape
+    (``jaxal._eager``)."""
+    run = compiled_when_concrete(fn)
+
     @functools.wraps(fn)
     def call(params: Any, pool: Pool, key: jax.Array, **inputs: Any) -> Any:
         unknown = sorted(set(inputs) - set(accepted))
@@ -90,7 +96,7 @@ def _checked(fn: Callable[..., Any], name: str, accepted: tuple[str, ...]) -> Ca
                 f"pool must be a jaxal.Pool (jaxal.Pool.create(x, ...)), got {type(pool).__name__}"
             )
         _checks.prng_key(key, "key")
-        return fn(params, pool, key, **inputs)
+        return run(params, pool, key, **inputs)
 
     del call.__wrapped__  # its own signature, (params, pool, key, **inputs), is the public one
     return call

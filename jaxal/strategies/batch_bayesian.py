@@ -35,7 +35,7 @@ def batchbald(
     joint entropy of the batch's labels minus the new point's expected conditional
     entropy; the joint entropy is exact while the C^m label configurations of the batch fit
     in ``max_configurations`` rows and estimated from that many sampled configurations
-    beyond (see :func:`jaxal.selectors.batchbald_with_scores`). Unlike DISTIL, whose exact
+    beyond (see :func:`jaxal.selectors.batchbald`). Unlike DISTIL, whose exact
     mode computes nothing, every step is real BatchBALD.
 
     The MC samples are consistent: sample s drops the same units for every point (one
@@ -100,7 +100,7 @@ def batchbald(
             sample_key,
             max_configurations=max_configurations,
             chunk_size=chunk_size,
-        )
+        ).indices
 
     hparams = {
         "mc_samples": mc_samples,

@@ -273,7 +273,7 @@ def _information_strategy(
         )
         return selectors.submodular_greedy(
             fn, candidates, budget, key, optimizer=run_optimizer, epsilon=epsilon
-        )
+        ).indices
 
     def _points(logits, embeddings, labels):
         if representation == "embedding":

@@ -48,7 +48,7 @@ def glister(
     points (at their labels), then ``budget`` greedy picks, each the unlabeled point whose
     gradient (at its predicted label) most reduces the validation loss under a one-step
     Taylor approximation, followed by a simulated step on that point's gradient
-    (``jaxal.selectors.glister_with_gains`` has the algorithm and the costs: O(budget *
+    (``jaxal.selectors.glister`` has the algorithm and the costs: O(budget *
     (N + V) * C * (D + 1)) without a regularizer, never an [N, C * D] matrix).
 
     The validation set (``select``'s keyword inputs ``validation_x`` [V, ...] and
@@ -133,7 +133,7 @@ def glister(
             start_gradient=start,
             regularizer=regularizer,
             lam=weight,
-        )
+        ).indices
 
     hparams = {
         "lr": lr,

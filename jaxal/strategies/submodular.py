@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxal import _checks, scores, selectors
 from jaxal.model import Model, forward, gradient_embedding, softmax
 from jaxal.pool import Pool
-from jaxal.selectors import OuterProduct
+from jaxal.selectors import STORED_KERNEL_MAX_POINTS, OuterProduct
 from jaxal.strategies._base import (
     DEFAULT_BATCH_SIZE,
     Strategy,
@@ -48,7 +48,7 @@ def submodular(
     optimizer: str = "lazy",
     epsilon: float = 0.1,
     represented: int | None = None,
-    max_dense: int = 16384,
+    max_dense: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     **function_hparams: Any,
 ) -> Strategy:
@@ -81,7 +81,8 @@ def submodular(
             candidate. None (default): all unlabeled points.
         max_dense: the largest pool (N, labeled points included) whose kernel the naive
             and lazy optimizers hold in memory; 0 computes it on the fly always. Both give
-            the same kernel entries.
+            the same kernel entries. None: ``jaxal.selectors.STORED_KERNEL_MAX_POINTS``
+            (16,384), the threshold every stored-or-on-the-fly choice of the library uses.
         batch_size: points per forward pass.
         function_hparams: the function's own (``lambda_`` for graph cut and
             log-determinant, ``alpha`` for saturated coverage, ``concave`` for feature
@@ -95,6 +96,8 @@ def submodular(
     make_fn = _function_factory(function, metric, optimizer, function_hparams)
     epsilon = _checks.positive_float(epsilon, "epsilon")
     represented = _checks.optional_positive_int(represented, "represented")
+    if max_dense is None:
+        max_dense = STORED_KERNEL_MAX_POINTS
     max_dense = _checks.nonnegative_int(max_dense, "max_dense")
     # Stochastic greedy reads ~N log(1/epsilon) / budget columns per pick: computing them
     # on the fly beats building (and reading back) a held kernel.
@@ -119,7 +122,7 @@ def submodular(
             fn = make_fn(points, sample >= 0, symmetric=False, rows=rows)
         return selectors.submodular_greedy(
             fn, candidates, budget, key, optimizer=optimizer, epsilon=epsilon
-        )
+        ).indices
 
     hparams = {
         "function": function,
@@ -183,7 +186,7 @@ def fass(
         kept = filtered >= 0
         local = embeddings[jnp.maximum(filtered, 0)]
         fn = make_fn(selectors.similarity_kernel(local, metric=metric), kept, symmetric=True)
-        picked = selectors.submodular_greedy(fn, kept, budget, key, optimizer=optimizer)
+        picked = selectors.submodular_greedy(fn, kept, budget, key, optimizer=optimizer).indices
         return jnp.where(picked >= 0, filtered[jnp.maximum(picked, 0)], -1)
 
     hparams = {

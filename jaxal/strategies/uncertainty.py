@@ -129,11 +129,12 @@ def information_and_spread(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
 def require_varied_samples(spread: jax.Array, name: str) -> None:
     """Outside ``jit``, raise a ValueError when the MC samples agree for every point
     (``spread`` float [N] all 0): the model's stochastic pass ignores its rng."""
-    if _checks.is_concrete(spread) and not bool(jnp.any(spread != 0)):
-        raise ValueError(
-            f"{name}: the MC-dropout samples are identical for every point, so the mutual "
-            "information is 0 everywhere. The model's stochastic pass ignores its rng (no "
-            "dropout, or dropout only on units that are all zero): give it dropout (a "
-            "Dropout layer under jaxal.from_flax, or jaxal.Model(apply, head=..., "
-            "head_dropout=...))"
-        )
+    _checks.require(
+        spread,
+        lambda xp, s: xp.any(s != 0),
+        f"{name}: the MC-dropout samples are identical for every point, so the mutual "
+        "information is 0 everywhere. The model's stochastic pass ignores its rng (no "
+        "dropout, or dropout only on units that are all zero): give it dropout (a "
+        "Dropout layer under jaxal.from_flax, or jaxal.Model(apply, head=..., "
+        "head_dropout=...))",
+    )

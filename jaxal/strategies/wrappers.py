@@ -62,7 +62,7 @@ def stochastic(
         scores = inner.score(params, pool, score_key, **inputs)
         if scores is None:
             raise TypeError(f"stochastic needs a strategy with a score; {inner.name!r} has none")
-        if mode == "power" and _checks.is_concrete(scores):
+        if mode == "power":
             _require_non_negative(scores, candidates, inner.name)
         return selectors.stochastic_top_k(
             scores, candidates, budget, draw_key, mode=mode, beta=beta
@@ -156,8 +156,9 @@ def _inner_strategy(base, budget, strategy, base_hparams) -> Strategy:
 
 
 def _require_non_negative(scores: jax.Array, candidates: jax.Array, name: str) -> None:
-    if bool(jnp.any(candidates & (scores < 0))):
-        raise ValueError(
-            f"mode='power' needs non-negative scores; {name!r} gives negative ones "
-            "(use mode='softmax' or 'softrank')"
-        )
+    _checks.require(
+        jnp.where(candidates, scores, 0.0),
+        lambda xp, s: xp.all(s >= 0),
+        f"mode='power' needs non-negative scores; {name!r} gives negative ones "
+        "(use mode='softmax' or 'softrank')",
+    )

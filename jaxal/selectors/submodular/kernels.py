@@ -36,6 +36,12 @@ from jaxal.selectors import _points
 
 METRICS = ("cosine", "euclidean")
 
+STORED_KERNEL_MAX_POINTS = 16_384
+"""The largest square kernel that is stored by default (N^2 = 2^28 float32 entries, 1 GB):
+computed once and held, where a larger one is evaluated on the fly. Greedy loops re-read
+columns many times, and a stored column costs a read where one on the fly costs
+O(N * F) arithmetic."""
+
 # The most kernel entries one block holds (16 MB of float32).
 _BLOCK_ENTRIES = 1 << 22
 # Blocks of an on-the-fly kernel have a multiple of this many rows when they have more: a
@@ -239,10 +245,12 @@ def prepare_kernel(
         symmetric = symmetric or square
         if symmetric and m != n:
             raise ValueError(f"{name} must be square [N, N], got shape ({m}, {n})")
-        if symmetric and _checks.is_concrete(kernel):
-            host = np.asarray(kernel)
-            if not np.allclose(host, host.T, rtol=1e-5, atol=1e-6):
-                raise ValueError(f"{name} must be symmetric")
+        if symmetric:
+            _checks.require(
+                kernel,
+                lambda xp, k: xp.allclose(k, k.T, rtol=1e-5, atol=1e-6),
+                f"{name} must be symmetric",
+            )
         kernel = kernel.astype(jnp.float32)
         if symmetric:
             prepared = DenseColumns(kernel)
@@ -516,10 +524,23 @@ def _check_blocks(sim: Similarity, name: str) -> None:
             )
         if sim.square and side == "row_blocks":
             count = table.shape[0]
-        if _checks.is_concrete(blocks) and size:
-            host = np.asarray(blocks)
-            if host.min() < 0 or host.max() >= count:
-                raise ValueError(f"{name}.{side} must lie in [0, {count}) (the table's size)")
+        if size:
+            _checks.require(
+                blocks,
+                _all_below(count),
+                f"{name}.{side} must lie in [0, {count}) (the table's size)",
+            )
+
+
+def stored_by_default(n: int) -> bool:
+    """Whether a square kernel over ``n`` points is stored by default
+    (``n <= STORED_KERNEL_MAX_POINTS``)."""
+    return n <= STORED_KERNEL_MAX_POINTS
+
+
+def _all_below(count: int) -> Callable[[Any, Any], Any]:
+    """The check ``0 <= entries < count`` for :func:`jaxal._checks.require`."""
+    return lambda xp, a: (a.min() >= 0) & (a.max() < count)
 
 
 def _unit(points: Points) -> Points:

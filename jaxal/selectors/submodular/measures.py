@@ -10,11 +10,8 @@ set P,
 * the conditional mutual information I_f(A; Q | P) = f(A + P) + f(Q + P) - f(A + Q + P)
   - f(P) does both (SCMI).
 
-Three combinators build them from any ``SubmodularFn`` over the combined ground set
-V + Q + P (V first): :func:`conditional_gain` (P inserted into the state at ``init``),
-:func:`submodular_mutual_information` (two states, f(. | A) and f(. | A + Q), updated together and
-evaluated in one ``vmap``, so a kernel column computed on the fly serves both) and
-:func:`restrict` (only the pool elements are candidates). With them
+The combinators of ``jaxal.selectors.submodular.combinators`` build them from any
+``SubmodularFn`` over the combined ground set V + Q + P (V first). With them
 
 * ``logdetmi``, ``logdetcg``, ``logdetcmi`` are the log-determinant over the square block
   kernel [[S, eta Sq, nu Sp], [eta Sq^T, S_QQ, S_QP], [nu Sp^T, S_PQ, S_PP]] (the Q-P
@@ -24,7 +21,8 @@ evaluated in one ``vmap``, so a kernel column computed on the fly serves both) a
 Facility location over V + Q + P conditioned on P is facility location over V whose
 memo starts at p_i = nu max_p Sp_ip, and its mutual information with Q caps every row
 at max(p_i, eta max_q Sq_iq): ``fl1mi``, ``flcg`` and ``flcmi`` are
-:func:`capped_facility_location` over the pool kernel, one state and one kernel pass
+:func:`~jaxal.selectors.facility_location` over the pool kernel with a floor and a cap,
+one state and one kernel pass
 where the combinators would keep two (the tests check both ways agree). ``fl2mi``,
 ``gcmi`` and ``com`` are closed forms over the [N, Q] kernel alone.
 The definitions, hyperparameters and kernels are submodlib's as DISTIL calls them: every
@@ -33,9 +31,10 @@ kernel is DISTIL's K3, the cosine or euclidean similarity of
 
 Pool-pool similarities are :class:`~jaxal.selectors.Similarity` objects evaluated on the
 fly (a block of at most 2^22 entries at a time, memory linear in N), except that the
-facility-location measures store the N x N pool kernel while it has at most
-``DENSE_ENTRIES`` entries (512 MB): their lazy greedy re-reads columns many times, and a
-stored column costs a read where an on-the-fly one costs O(N * F) arithmetic. Kernels
+facility-location measures store the N x N pool kernel up to
+``kernels.STORED_KERNEL_MAX_POINTS`` points (``dense=None``): their lazy greedy re-reads
+columns many times, and a stored column costs a read where an on-the-fly one costs
+O(N * F) arithmetic. Kernels
 with the query or private set ([N, Q], [N, P]) are always stored.
 
 Notation in the costs: N pool points, Q query and P private points, k the capacity (the
@@ -55,254 +54,28 @@ import numpy as np
 
 from jaxal import _checks
 from jaxal._points import OuterProduct, Points
-from jaxal.selectors import _kernels
-from jaxal.selectors._kernels import METRICS, Similarity, similarity_kernel
-from jaxal.selectors._submodular import State, SubmodularFn
-from jaxal.selectors._submodular_functions import (
-    LogDeterminantState,
+from jaxal.selectors.submodular import kernels as _kernels
+from jaxal.selectors.submodular._arguments import ground_mask
+from jaxal.selectors.submodular.combinators import (
+    conditional_gain,
+    modular,
+    plus_modular,
+    restrict,
+    submodular_mutual_information,
+)
+from jaxal.selectors.submodular.functions import (
     facility_location,
     feature_based,
     graph_cut,
     log_determinant,
+    log_determinant_insert,
 )
-
-DENSE_ENTRIES = 1 << 27
-"""The facility-location measures store the N x N pool kernel up to this many entries
-(512 MB, N <= 11,585) by default, and compute it on the fly beyond."""
+from jaxal.selectors.submodular.greedy import Insert, SubmodularFn
+from jaxal.selectors.submodular.kernels import METRICS, Similarity, similarity_kernel
 
 MI_FUNCTIONS = ("fl1mi", "fl2mi", "gcmi", "logdetmi", "com")
 CG_FUNCTIONS = ("flcg", "gccg", "logdetcg")
 CMI_FUNCTIONS = ("flcmi", "logdetcmi")
-
-Insert = Callable[[State, jax.Array], State]
-"""``insert(state, indices int32 [R]) -> state``: the state after adding every index."""
-
-
-# --------------------------------------------------------------------------------------
-# Combinators
-# --------------------------------------------------------------------------------------
-
-
-def insert_each(fn: SubmodularFn) -> Insert:
-    """The generic :data:`Insert`: ``fn.update`` once per index, in a ``fori_loop``."""
-
-    def insert(state, indices):
-        indices = jnp.asarray(indices, jnp.int32)
-        return jax.lax.fori_loop(0, indices.shape[0], lambda t, s: fn.update(s, indices[t]), state)
-
-    return insert
-
-
-def conditional_gain(
-    fn: SubmodularFn, given: jax.Array, *, insert: Insert | None = None
-) -> SubmodularFn:
-    """f(A | G) = f(A + G) - f(G): ``fn`` with the elements ``given`` inserted at ``init``.
-
-    The gains are f's gains at A + G, so submodularity (and monotonicity) carry over.
-    Cost: one ``insert`` of R = |G| elements at ``init`` (R updates by default); then as
-    ``fn``. Memory: ``fn``'s state with capacity k + R.
-
-    Args:
-        fn: a set function over a ground set that holds G (e.g. V + P).
-        given: int [R], the elements of G (distinct; never candidates).
-        insert: a bulk insert for ``fn``'s state (default :func:`insert_each`).
-    """
-    given = _indices(given, fn.size, "given")
-    insert = insert_each(fn) if insert is None else insert
-
-    def init(capacity):
-        return insert(fn.init(capacity + given.shape[0]), given)
-
-    return fn._replace(name=f"conditional_gain({fn.name})", init=init)
-
-
-def submodular_mutual_information(
-    fn: SubmodularFn,
-    query: jax.Array,
-    *,
-    insert: Insert | None = None,
-    submodular: bool = False,
-) -> SubmodularFn:
-    """I_f(A; Q) = f(A) + f(Q) - f(A + Q); gain f(e | A) - f(e | A + Q).
-
-    Keeps two states of ``fn`` stacked on a leading axis of 2, the plain one and one with
-    Q inserted, and evaluates and updates both in one ``jax.vmap``: anything computed from
-    the data alone (a kernel block or column) is computed once for both. Monotone for a
-    monotone submodular f; submodular in A for some f only (facility location and graph
-    cut, not log-determinant in general), hence the explicit ``submodular`` flag.
-
-    Cost: one ``insert`` of |Q| elements at ``init``; every gain, ``gains_at`` and update
-    is ``fn``'s on two states (shared kernel work once). Memory: two states of capacity
-    k + |Q|.
-
-    Args:
-        fn: a set function over a ground set that holds Q (e.g. V + Q).
-        query: int [Q], the elements of Q (distinct; never candidates).
-        insert: a bulk insert for ``fn``'s state (default :func:`insert_each`).
-        submodular: whether I_f(.; Q) is submodular for this f (lazy greedy needs it).
-    """
-    query = _indices(query, fn.size, "query")
-    insert = insert_each(fn) if insert is None else insert
-
-    def init(capacity):
-        total = capacity + query.shape[0]
-        plain, with_query = fn.init(total), insert(fn.init(total), query)
-        return jax.tree.map(lambda a, b: jnp.stack([a, b]), plain, with_query)
-
-    def gains(state):
-        both = jax.vmap(fn.gains)(state)
-        return both[0] - both[1]
-
-    def gains_at(state, indices):
-        both = jax.vmap(fn.gains_at, in_axes=(0, None))(state, indices)
-        return both[0] - both[1]
-
-    def update(state, index):
-        return jax.vmap(fn.update, in_axes=(0, None))(state, index)
-
-    return SubmodularFn(
-        f"mutual_information({fn.name})",
-        fn.size,
-        fn.hparams,
-        init,
-        gains,
-        gains_at,
-        update,
-        submodular,
-    )
-
-
-def restrict(fn: SubmodularFn, size: int) -> SubmodularFn:
-    """``fn`` with only its first ``size`` elements in the ground set (the pool of V + Q + P).
-
-    ``gains`` computes ``fn``'s and keeps the first ``size``; the rest is unchanged.
-    """
-    size = _checks.positive_int(size, "size")
-    if size > fn.size:
-        raise ValueError(f"size must be <= {fn.size} (the function's ground set), got {size}")
-    return fn._replace(size=size, gains=lambda state: fn.gains(state)[:size])
-
-
-def plus_modular(fn: SubmodularFn, values: jax.Array) -> SubmodularFn:
-    """f(A) + sum_{j in A} values_j: every gain plus the element's value. Cost O(1) extra."""
-    values = jnp.asarray(values, jnp.float32)
-    if values.shape != (fn.size,):
-        raise ValueError(f"values must have shape ({fn.size},), got {values.shape}")
-    return fn._replace(
-        gains=lambda state: fn.gains(state) + values,
-        gains_at=lambda state, indices: fn.gains_at(state, indices) + values[indices],
-    )
-
-
-def modular(values: jax.Array, name: str = "modular") -> SubmodularFn:
-    """f(A) = sum_{j in A} values_j: constant gains, an empty state. O(N) memory."""
-    values = jnp.asarray(values, jnp.float32)
-    if values.ndim != 1:
-        raise ValueError(f"values must be a [N] array, got shape {values.shape}")
-    return SubmodularFn(
-        name,
-        values.shape[0],
-        {},
-        lambda capacity: jnp.zeros((), jnp.float32),
-        lambda state: values,
-        lambda state, indices: values[indices],
-        lambda state, index: state,
-    )
-
-
-def log_determinant_insert(kernel: _kernels.Kernel, lambda_: float) -> Insert:
-    """A bulk :data:`Insert` for ``log_determinant(kernel, lambda_=lambda_)``'s state.
-
-    Adds R elements G at once by a block Cholesky step instead of R rank-one updates:
-    with F the factors so far, C = K[G, :] - F[:, G]^T F, L = chol(C[:, G] + lambda I),
-    the new factor rows are L^-1 C (one triangular solve) and the Schur complements drop
-    by their column norms. The same state as R updates in any order (the Cholesky factor
-    is unique), in BLAS-3 work. Cost: R kernel rows O(R * N * F), O(R * k * N) for the
-    projection and O(R^2 * N) for the solve. Memory: two R x N blocks.
-    """
-    prepared = _kernels.prepare_kernel(kernel, square=True)
-
-    def insert(state: LogDeterminantState, given: jax.Array) -> LogDeterminantState:
-        given = jnp.asarray(given, jnp.int32)
-        rows = jax.vmap(lambda index: _kernels.column(prepared, index))(given)  # K[G, :]
-        projected = rows - state.factors[:, given].T @ state.factors
-        block = projected[:, given] + lambda_ * jnp.eye(given.shape[0], dtype=jnp.float32)
-        lower = jnp.linalg.cholesky(block)
-        new = jax.scipy.linalg.solve_triangular(lower, projected, lower=True)
-        return LogDeterminantState(
-            state.n_picked + given.shape[0],
-            jax.lax.dynamic_update_slice(state.factors, new, (state.n_picked, 0)),
-            state.residual - jnp.sum(new * new, axis=0),
-        )
-
-    return insert
-
-
-class CappedFacilityLocationState(NamedTuple):
-    """best: float32 [M], max(floor_i, max_{j in A} K_ij) per row of V; +inf outside V."""
-
-    best: jax.Array
-
-
-def capped_facility_location(
-    kernel: _kernels.Kernel,
-    *,
-    floor: jax.Array | None = None,
-    cap: jax.Array | None = None,
-    ground: jax.Array | None = None,
-) -> SubmodularFn:
-    """f(A) = sum_{i in V} [min(max(l_i, max_{j in A} K_ij), c_i) - min(l_i, c_i)].
-
-    Facility location over a square kernel with a floor l >= 0 (default 0) and a cap c
-    (default +inf) per row: the closed form of the facility-location information
-    measures. With l_i = max_{p in P} K_ip the function is the conditional gain
-    f_FL(A | P); with c_i = max_{q in Q} K_iq the mutual information I(A; Q); with both
-    (c_i >= l_i), I(A; Q | P). One state and one kernel pass per gain evaluation, where
-    the combinators would keep two. Monotone submodular.
-    Gain: sum_{i in V} max(0, min(K_ie, c_i) - min(m_i, c_i)), m the memo (starting at l).
-
-    Cost: a full gain pass O(N^2) over a dense kernel or O(N^2 * F) on the fly;
-    ``gains_at`` over R elements O(N * R) (stored columns gathered) or O(N * R * F);
-    an update one column, O(N) or O(N * F). Memory: the kernel if dense (N^2 floats, its
-    own column layout) or one block of at most 2^22 entries; plus O(N).
-
-    Args:
-        kernel: symmetric float [N, N] or a square Similarity.
-        floor: float [N], l (default 0).
-        cap: float [N], c (default +inf).
-        ground: bool [N], the rows in V (default all).
-    """
-    prepared = _kernels.prepare_kernel(kernel, symmetric=True)
-    m, n = _kernels.kernel_shape(prepared)
-    if m != n:
-        raise ValueError(f"kernel must be square [N, N], got shape ({m}, {n})")
-    low = jnp.zeros((n,), jnp.float32) if floor is None else _row_vector(floor, n, "floor")
-    if ground is not None:  # rows outside V never gain (see ``CappedFacilityLocationState``)
-        low = jnp.where(_ground(ground, n), low, jnp.inf)
-    high = jnp.full((n,), jnp.inf, jnp.float32) if cap is None else _row_vector(cap, n, "cap")
-
-    def capped_gain(entries, covered, high):  # no mask multiply: one is far slower on CPU
-        return jnp.maximum(jnp.minimum(entries, high) - covered, 0.0)
-
-    def gains_at(state, indices):
-        rows = (jnp.minimum(state.best, high), high)
-        return _kernels.reduce_columns(prepared, capped_gain, rows, indices)
-
-    def update(state, index):
-        return CappedFacilityLocationState(
-            jnp.maximum(state.best, _kernels.column(prepared, index))
-        )
-
-    return SubmodularFn(
-        "capped_facility_location",
-        n,
-        {},
-        lambda capacity: CappedFacilityLocationState(low),
-        lambda state: gains_at(state, None),
-        gains_at,
-        update,
-    )
-
 
 # --------------------------------------------------------------------------------------
 # The measures
@@ -327,7 +100,7 @@ def fl1mi(
     f, in one state). Monotone submodular.
     Gain: sum_i [min(max(m_i, S_ie), q_i) - min(m_i, q_i)], m_i = max(0, max_{j in A} S_ij).
 
-    Cost and memory: see :func:`capped_facility_location` (the pool kernel), plus the
+    Cost and memory: see :func:`~jaxal.selectors.facility_location` (the pool kernel), plus the
     [N, Q] kernel, O(N * Q * F) work and N * Q floats.
 
     Args:
@@ -341,10 +114,10 @@ def fl1mi(
         dense: store the pool kernel (True), compute it on the fly (False) or decide by
             size (None: stored while N^2 <= ``DENSE_ENTRIES``).
     """
-    eta = _non_negative(eta, "eta")
+    eta = _checks.nonnegative_float(eta, "eta")
     cap = eta * jnp.max(_query_kernel(pool, query, metric), axis=1)
     kernel = _pool_kernel(pool, metric, chunk_size, dense)
-    fn = capped_facility_location(kernel, cap=cap, ground=ground)
+    fn = facility_location(kernel, symmetric=True, cap=cap, ground=ground)
     return _named(fn, "fl1mi", eta=eta, metric=metric)
 
 
@@ -365,7 +138,7 @@ def fl2mi(pool: Points, query: Points, *, eta: float = 1.0, metric: str = "cosin
         pool, query, metric: as :func:`fl1mi`.
         eta: the weight of the modular query-relevance term, >= 0.
     """
-    eta = _non_negative(eta, "eta")
+    eta = _checks.nonnegative_float(eta, "eta")
     sq = _query_kernel(pool, query, metric)
     fn = plus_modular(facility_location(sq.T), eta * jnp.max(sq, axis=1))
     return _named(fn, "fl2mi", eta=eta, metric=metric)
@@ -402,7 +175,7 @@ def com(pool: Points, query: Points, *, eta: float = 1.0, metric: str = "cosine"
         pool, query, metric: as :func:`fl1mi`.
         eta: the weight of the modular term, >= 0.
     """
-    eta = _non_negative(eta, "eta")
+    eta = _checks.nonnegative_float(eta, "eta")
     sq = _query_kernel(pool, query, metric)
     fn = plus_modular(feature_based(sq, concave="log"), eta * jnp.log1p(jnp.sum(sq, axis=1)))
     return _named(fn, "com", eta=eta, metric=metric)
@@ -436,7 +209,7 @@ def logdetmi(
         eta: the scale of the pool-query block, >= 0.
         lambda_: the diagonal regularizer, > 0.
     """
-    eta, lambda_ = _non_negative(eta, "eta"), _positive(lambda_, "lambda_")
+    eta, lambda_ = _checks.nonnegative_float(eta, "eta"), _checks.positive_float(lambda_, "lambda_")
     sets = _concat(pool, ("query", query))
     table = ((1.0, eta), (eta, 1.0))
     fn, insert = _log_determinant_over(sets, table, metric, chunk_size, lambda_)
@@ -462,7 +235,7 @@ def flcg(
     (equal to ``conditional_gain`` over that f). Monotone submodular.
     Gain: sum_i max(0, S_ie - m_i), m_i = max(p_i, max_{j in A} S_ij).
 
-    Cost and memory: see :func:`capped_facility_location` (the pool kernel), plus the
+    Cost and memory: see :func:`~jaxal.selectors.facility_location` (the pool kernel), plus the
     [N, P] kernel, O(N * P * F) work and N * P floats.
 
     Args:
@@ -470,10 +243,10 @@ def flcg(
         private: P private points in the pool's representation.
         nu: the privacy hardness (the private columns' scale), >= 0.
     """
-    nu = _non_negative(nu, "nu")
+    nu = _checks.nonnegative_float(nu, "nu")
     floor = nu * jnp.max(_query_kernel(pool, private, metric, "private"), axis=1)
     kernel = _pool_kernel(pool, metric, chunk_size, dense)
-    fn = capped_facility_location(kernel, floor=floor, ground=ground)
+    fn = facility_location(kernel, symmetric=True, floor=floor, ground=ground)
     return _named(fn, "flcg", nu=nu, metric=metric)
 
 
@@ -501,12 +274,12 @@ def gccg(
         pool, private, nu, metric, ground, chunk_size: as :func:`flcg`.
         lambda_: the redundancy weight, >= 0.
     """
-    nu, lambda_ = _non_negative(nu, "nu"), _non_negative(lambda_, "lambda_")
+    nu, lambda_ = _checks.nonnegative_float(nu, "nu"), _checks.nonnegative_float(lambda_, "lambda_")
     sets = _concat(pool, ("private", private))
     n, p = sets.sizes
     table = ((1.0, nu), (nu, 1.0))
     kernel = _square_kernel(sets.points, sets.blocks, table, metric, chunk_size)
-    coverage = jnp.ones((n,), bool) if ground is None else _ground(ground, n)
+    coverage = ground_mask(ground, n)
     coverage = jnp.concatenate([coverage, jnp.zeros((p,), bool)])
     fn = graph_cut(kernel, lambda_=lambda_, ground=coverage)
     fn = conditional_gain(fn, sets.indices(1))
@@ -536,7 +309,7 @@ def logdetcg(
         pool, private, nu, metric, chunk_size: as :func:`flcg`.
         lambda_: the diagonal regularizer, > 0.
     """
-    nu, lambda_ = _non_negative(nu, "nu"), _positive(lambda_, "lambda_")
+    nu, lambda_ = _checks.nonnegative_float(nu, "nu"), _checks.positive_float(lambda_, "lambda_")
     sets = _concat(pool, ("private", private))
     table = ((1.0, nu), (nu, 1.0))
     fn, insert = _log_determinant_over(sets, table, metric, chunk_size, lambda_)
@@ -567,18 +340,18 @@ def flcmi(
     ``submodular_mutual_information(conditional_gain(f))``, in one
     state). Monotone submodular. Gain: f(e | A + P) - f(e | A + Q + P).
 
-    Cost and memory: see :func:`capped_facility_location` (the pool kernel), plus the
+    Cost and memory: see :func:`~jaxal.selectors.facility_location` (the pool kernel), plus the
     [N, Q] and [N, P] kernels, O(N * (Q + P) * F) work and N * (Q + P) floats.
 
     Args:
         pool, query, eta, metric, ground, chunk_size, dense: as :func:`fl1mi`.
         private, nu: as :func:`flcg`.
     """
-    eta, nu = _non_negative(eta, "eta"), _non_negative(nu, "nu")
+    eta, nu = _checks.nonnegative_float(eta, "eta"), _checks.nonnegative_float(nu, "nu")
     floor = nu * jnp.max(_query_kernel(pool, private, metric, "private"), axis=1)
     cap = jnp.maximum(floor, eta * jnp.max(_query_kernel(pool, query, metric), axis=1))
     kernel = _pool_kernel(pool, metric, chunk_size, dense)
-    fn = capped_facility_location(kernel, floor=floor, cap=cap, ground=ground)
+    fn = facility_location(kernel, symmetric=True, floor=floor, cap=cap, ground=ground)
     return _named(fn, "flcmi", eta=eta, nu=nu, metric=metric)
 
 
@@ -608,8 +381,8 @@ def logdetcmi(
         private, nu: as :func:`flcg`.
         lambda_: the diagonal regularizer, > 0.
     """
-    eta, nu = _non_negative(eta, "eta"), _non_negative(nu, "nu")
-    lambda_ = _positive(lambda_, "lambda_")
+    eta, nu = _checks.nonnegative_float(eta, "eta"), _checks.nonnegative_float(nu, "nu")
+    lambda_ = _checks.positive_float(lambda_, "lambda_")
     sets = _concat(pool, ("query", query), ("private", private))
     table = ((1.0, eta, nu), (eta, 1.0, 1.0), (nu, 1.0, 1.0))
     fn, insert = _log_determinant_over(sets, table, metric, chunk_size, lambda_)
@@ -636,28 +409,36 @@ class MeasureSpec(NamedTuple):
 
     factory: Callable[..., SubmodularFn]
     sets: tuple[str, ...]
-    hparams: tuple[str, ...]
-    takes_ground: bool
-    cheap_gains: bool
-    on_the_fly: bool
-    takes_dense: bool
+    hparams: tuple[str, ...] = ()
+    takes_ground: bool = False
+    cheap_gains: bool = False
+    on_the_fly: bool = False
+    takes_dense: bool = False
 
+
+_FACILITY_LOCATION = {"takes_ground": True, "on_the_fly": True, "takes_dense": True}
+_LOG_DETERMINANT = {"cheap_gains": True, "on_the_fly": True}
 
 INFORMATION_MEASURES = MappingProxyType(
     {
-        "fl1mi": MeasureSpec(fl1mi, ("query",), ("eta",), True, False, True, True),
-        "fl2mi": MeasureSpec(fl2mi, ("query",), ("eta",), False, True, False, False),
-        "gcmi": MeasureSpec(gcmi, ("query",), (), False, True, False, False),
-        "logdetmi": MeasureSpec(logdetmi, ("query",), ("eta", "lambda_"), False, True, True, False),
-        "com": MeasureSpec(com, ("query",), ("eta",), False, True, False, False),
-        "flcg": MeasureSpec(flcg, ("private",), ("nu",), True, False, True, True),
-        "gccg": MeasureSpec(gccg, ("private",), ("nu", "lambda_"), True, True, True, False),
-        "logdetcg": MeasureSpec(
-            logdetcg, ("private",), ("nu", "lambda_"), False, True, True, False
+        "fl1mi": MeasureSpec(fl1mi, ("query",), ("eta",), **_FACILITY_LOCATION),
+        "fl2mi": MeasureSpec(fl2mi, ("query",), ("eta",), cheap_gains=True),
+        "gcmi": MeasureSpec(gcmi, ("query",), cheap_gains=True),
+        "logdetmi": MeasureSpec(logdetmi, ("query",), ("eta", "lambda_"), **_LOG_DETERMINANT),
+        "com": MeasureSpec(com, ("query",), ("eta",), cheap_gains=True),
+        "flcg": MeasureSpec(flcg, ("private",), ("nu",), **_FACILITY_LOCATION),
+        "gccg": MeasureSpec(
+            gccg,
+            ("private",),
+            ("nu", "lambda_"),
+            takes_ground=True,
+            cheap_gains=True,
+            on_the_fly=True,
         ),
-        "flcmi": MeasureSpec(flcmi, ("query", "private"), ("eta", "nu"), True, False, True, True),
+        "logdetcg": MeasureSpec(logdetcg, ("private",), ("nu", "lambda_"), **_LOG_DETERMINANT),
+        "flcmi": MeasureSpec(flcmi, ("query", "private"), ("eta", "nu"), **_FACILITY_LOCATION),
         "logdetcmi": MeasureSpec(
-            logdetcmi, ("query", "private"), ("eta", "nu", "lambda_"), False, True, True, False
+            logdetcmi, ("query", "private"), ("eta", "nu", "lambda_"), **_LOG_DETERMINANT
         ),
     }
 )
@@ -709,14 +490,14 @@ def information_measure(
 
 
 def _pool_kernel(pool: Points, metric: str, chunk_size: int, dense: bool | None) -> _kernels.Kernel:
-    """The square K3 kernel of the pool: stored when ``dense`` (None: while N^2 <=
-    ``DENSE_ENTRIES``), else a :class:`Similarity` evaluated on the fly."""
+    """The square K3 kernel of the pool: stored when ``dense`` (None:
+    ``kernels.stored_by_default``), else a :class:`Similarity` evaluated on the fly."""
     _checks.one_of(metric, METRICS, "metric")
     _concat(pool)
     sim = Similarity(pool, None, metric, chunk_size, shift=True)
     n = _num_points(pool)
     if dense is None:
-        dense = n * n <= DENSE_ENTRIES
+        dense = _kernels.stored_by_default(n)
     return _kernels.dense_kernel(sim) if dense else sim
 
 
@@ -794,38 +575,5 @@ def _num_points(points: Points) -> int:
     return int(jnp.shape(_leaves(points)[0])[0])
 
 
-def _indices(indices: jax.Array, size: int, name: str) -> jax.Array:
-    indices = jnp.asarray(indices)
-    if indices.ndim != 1 or not jnp.issubdtype(indices.dtype, jnp.integer):
-        raise ValueError(f"{name} must be an int [R] array, got {indices.dtype} {indices.shape}")
-    if _checks.is_concrete(indices) and indices.size:
-        host = np.asarray(indices)
-        if host.min() < 0 or host.max() >= size or len(np.unique(host)) != len(host):
-            raise ValueError(f"{name} must hold distinct indices in [0, {size})")
-    return indices.astype(jnp.int32)
-
-
-def _row_vector(values: jax.Array, n: int, name: str) -> jax.Array:
-    values = jnp.asarray(values, jnp.float32)
-    if values.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {values.shape}")
-    return values
-
-
-def _ground(ground: jax.Array, n: int) -> jax.Array:
-    ground = jnp.asarray(ground)
-    if ground.shape != (n,) or ground.dtype != jnp.bool_:
-        raise ValueError(f"ground must be bool [{n}], got {ground.dtype} {ground.shape}")
-    return ground
-
-
 def _named(fn: SubmodularFn, name: str, **hparams: Any) -> SubmodularFn:
     return fn._replace(name=name, hparams=MappingProxyType(hparams))
-
-
-def _non_negative(value: float, name: str) -> float:
-    return _checks.nonnegative_float(value, name)
-
-
-def _positive(value: float, name: str) -> float:
-    return _checks.positive_float(value, name)

@@ -8,7 +8,8 @@ Definitions follow submodlib (DISTIL's backend), except sum redundancy, which su
 lacks and apricot defines. Notation: K the kernel, V the ground set (``ground``, all
 elements by default), S the selected set, d_ij = 1 - K_ij.
 
-* facility_location: sum_{i in V} max(0, max_{j in S} K_ij). Monotone submodular.
+* facility_location: sum_{i in V} [min(max(l_i, max_{j in S} K_ij), c_i) - min(l_i, c_i)]
+  with a floor l (default 0) and a cap c (default +inf) per row. Monotone submodular.
 * graph_cut: sum_{i in V, j in S} K_ij - lambda sum_{i, j in S} K_ij. Submodular; monotone
   while lambda is small enough for every gain to stay >= 0.
 * saturated_coverage: sum_{i in V} min(sum_{j in S} K_ij, alpha sum_{j in V} K_ij).
@@ -32,18 +33,18 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxal import _checks
-from jaxal.selectors import _kernels
-from jaxal.selectors._kernels import Kernel
-from jaxal.selectors._submodular import SubmodularFn
+from jaxal.selectors.submodular import kernels as _kernels
+from jaxal.selectors.submodular._arguments import ground_mask, memo_outside_ground, row_vector
+from jaxal.selectors.submodular.greedy import Insert, SubmodularFn
+from jaxal.selectors.submodular.kernels import Kernel
 
 CONCAVE_FUNCTIONS = ("sqrt", "log", "inverse")
 
 
 class FacilityLocationState(NamedTuple):
-    """best: float32 [M], max(0, max_{j in S} K_ij) per row of V; +inf outside V."""
+    """best: float32 [M], max(l_i, max_{j in S} K_ij) per row of V; +inf outside V."""
 
     best: jax.Array
 
@@ -99,18 +100,28 @@ class DisparityMinState(NamedTuple):
 
 
 def facility_location(
-    kernel: Kernel, *, ground: jax.Array | None = None, symmetric: bool = False
+    kernel: Kernel,
+    *,
+    ground: jax.Array | None = None,
+    symmetric: bool = False,
+    floor: jax.Array | None = None,
+    cap: jax.Array | None = None,
 ) -> SubmodularFn:
-    """Facility location: f(S) = sum_{i in V} max(0, max_{j in S} K_ij).
+    """Facility location: f(S) = sum_{i in V} [min(m_i(S), c_i) - min(l_i, c_i)] with the
+    memo m_i(S) = max(l_i, max_{j in S} K_ij).
 
     The rows i of K are the points to represent (V, masked by ``ground``), the columns j
-    the elements to choose from; a rectangular kernel represents one set by another. The
-    memo starts at 0 as in submodlib and apricot, so negative similarities count as 0.
-    Monotone submodular for any kernel.
+    the elements to choose from; a rectangular kernel represents one set by another. With
+    the defaults (floor l = 0, no cap) this is submodlib's and apricot's
+    sum_{i in V} max(0, max_{j in S} K_ij): negative similarities count as 0. A floor
+    l_i = max_{p in P} K_ip gives the conditional gain f(S | P); a cap
+    c_i = max_{q in Q} K_iq the mutual information I(S; Q); both (c >= l) I(S; Q | P):
+    the closed forms of SIMILAR's facility-location measures. Monotone submodular for any
+    kernel, floor and cap.
 
-    Gain: sum_{i in V} max(0, K_ie - m_i) with m_i = max(0, max_{j in S} K_ij).
+    Gain: sum_{i in V} max(0, min(K_ie, c_i) - min(m_i, c_i)).
     Cost: a full gain pass is O(M * N) for a dense kernel, O(M * N * F) for a Similarity
-    (``chunk_size`` rows at a time); ``gains_at`` over R elements is O(M * R) or
+    (a block of rows at a time); ``gains_at`` over R elements is O(M * R) or
     O(M * R * F); an update is one column. Memory: the kernel if dense (M * N floats,
     twice unless ``symmetric``: the kernel is transposed once so that its columns are
     contiguous), else one block of at most 2^22 entries during a pass; plus O(M) state.
@@ -122,17 +133,28 @@ def facility_location(
         symmetric: a dense kernel is square and symmetric (e.g. ``similarity_kernel(x)``),
             so it is its own column layout: no transposed copy. Checked outside jit;
             ignored for a Similarity.
+        floor: float [M], l (default 0).
+        cap: float [M], c (default +inf).
+
+    Returns:
+        A :class:`SubmodularFn` over the N columns.
     """
     prepared = _kernels.prepare_kernel(kernel, symmetric=symmetric)
     m, n = _kernels.kernel_shape(prepared)
-    outside = _outside_ground(_ground_weights(ground, m, "ground"))
+    low = jnp.zeros((m,), jnp.float32) if floor is None else row_vector(floor, m, "floor")
+    low = jnp.where(ground_mask(ground, m), low, jnp.inf)  # rows outside V never gain
 
-    def init(capacity):
-        del capacity
-        return FacilityLocationState(outside)
+    if cap is None:  # one row vector per pass: the plain memo
 
-    def gains_at(state, indices):
-        return _kernels.reduce_columns(prepared, _gains_over_memo, (state.best,), indices)
+        def gains_at(state, indices):
+            return _kernels.reduce_columns(prepared, _gains_over_memo, (state.best,), indices)
+
+    else:
+        high = row_vector(cap, m, "cap")
+
+        def gains_at(state, indices):
+            rows = (jnp.minimum(state.best, high), high)
+            return _kernels.reduce_columns(prepared, _capped_gains_over_memo, rows, indices)
 
     def update(state, index):
         return FacilityLocationState(jnp.maximum(state.best, _kernels.column(prepared, index)))
@@ -141,7 +163,7 @@ def facility_location(
         "facility_location",
         n,
         {"symmetric": symmetric},
-        init,
+        lambda capacity: FacilityLocationState(low),
         lambda state: gains_at(state, None),
         gains_at,
         update,
@@ -168,8 +190,8 @@ def graph_cut(kernel: Kernel, *, lambda_: float, ground: jax.Array | None = None
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
-    lambda_ = _non_negative(lambda_, "lambda_")
-    weights = _ground_weights(ground, n, "ground")
+    lambda_ = _checks.nonnegative_float(lambda_, "lambda_")
+    weights = ground_mask(ground, n).astype(jnp.float32)
 
     def init(capacity):
         del capacity
@@ -202,8 +224,9 @@ def saturated_coverage(
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
-    alpha = _positive(alpha, "alpha")
-    weights = _ground_weights(ground, n, "ground")
+    alpha = _checks.positive_float(alpha, "alpha")
+    ground = ground_mask(ground, n)
+    weights = ground.astype(jnp.float32)
 
     def coverage_gain(entries, cover, cap):
         return jnp.minimum(cap, cover + entries) - jnp.minimum(cap, cover)
@@ -211,7 +234,7 @@ def saturated_coverage(
     def init(capacity):
         del capacity
         cap = alpha * _kernels.reduce_columns(prepared, _weighted_sum, (weights,))
-        return SaturatedCoverageState(_outside_ground(weights), cap)
+        return SaturatedCoverageState(memo_outside_ground(ground), cap)
 
     def gains_at(state, indices):
         rows = (state.cover, state.cap)
@@ -280,8 +303,7 @@ def feature_based(
         raise ValueError(f"features must be a [N, F] array, got shape {features.shape}")
     features = features.astype(jnp.float32)
     _checks.finite(features, "features")
-    if _checks.is_concrete(features) and bool(np.any(np.asarray(features) < 0)):
-        raise ValueError("features must be non-negative")
+    _checks.require(features, lambda xp, f: xp.all(f >= 0), "features must be non-negative")
     _checks.one_of(concave, CONCAVE_FUNCTIONS, "concave")
     n, f = features.shape
     w = jnp.ones((f,), jnp.float32) if weights is None else jnp.asarray(weights, jnp.float32)
@@ -331,7 +353,7 @@ def log_determinant(kernel: Kernel, *, lambda_: float) -> SubmodularFn:
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
-    lambda_ = _non_negative(lambda_, "lambda_")
+    lambda_ = _checks.nonnegative_float(lambda_, "lambda_")
 
     def init(capacity):
         return LogDeterminantState(
@@ -364,6 +386,34 @@ def log_determinant(kernel: Kernel, *, lambda_: float) -> SubmodularFn:
         lambda state, indices: gains(state)[indices],
         update,
     )
+
+
+def log_determinant_insert(kernel: _kernels.Kernel, lambda_: float) -> Insert:
+    """A bulk :data:`Insert` for ``log_determinant(kernel, lambda_=lambda_)``'s state.
+
+    Adds R elements G at once by a block Cholesky step instead of R rank-one updates:
+    with F the factors so far, C = K[G, :] - F[:, G]^T F, L = chol(C[:, G] + lambda I),
+    the new factor rows are L^-1 C (one triangular solve) and the Schur complements drop
+    by their column norms. The same state as R updates in any order (the Cholesky factor
+    is unique), in BLAS-3 work. Cost: R kernel rows O(R * N * F), O(R * k * N) for the
+    projection and O(R^2 * N) for the solve. Memory: two R x N blocks.
+    """
+    prepared = _kernels.prepare_kernel(kernel, square=True)
+
+    def insert(state: LogDeterminantState, given: jax.Array) -> LogDeterminantState:
+        given = jnp.asarray(given, jnp.int32)
+        rows = jax.vmap(lambda index: _kernels.column(prepared, index))(given)  # K[G, :]
+        projected = rows - state.factors[:, given].T @ state.factors
+        block = projected[:, given] + lambda_ * jnp.eye(given.shape[0], dtype=jnp.float32)
+        lower = jnp.linalg.cholesky(block)
+        new = jax.scipy.linalg.solve_triangular(lower, projected, lower=True)
+        return LogDeterminantState(
+            state.n_picked + given.shape[0],
+            jax.lax.dynamic_update_slice(state.factors, new, (state.n_picked, 0)),
+            state.residual - jnp.sum(new * new, axis=0),
+        )
+
+    return insert
 
 
 def disparity_sum(kernel: Kernel) -> SubmodularFn:
@@ -490,30 +540,7 @@ def _gains_over_memo(entries: jax.Array, memo: jax.Array) -> jax.Array:
     return jnp.maximum(entries - memo, 0.0)
 
 
-def _outside_ground(weights: jax.Array) -> jax.Array:
-    """float32 [N] from the 0/1 ground weights [N]: 0 on the ground set, +inf outside (a
-    memo that never gains)."""
-    return jnp.where(weights > 0, 0.0, jnp.inf)
-
-
-def _ground_weights(ground: jax.Array | None, size: int, name: str) -> jax.Array:
-    if ground is None:
-        return jnp.ones((size,), jnp.float32)
-    ground = jnp.asarray(ground)
-    if ground.shape != (size,) or ground.dtype != jnp.bool_:
-        raise ValueError(f"{name} must be bool [{size}], got {ground.dtype} {ground.shape}")
-    return ground.astype(jnp.float32)
-
-
-def _non_negative(value: float, name: str) -> float:
-    value = float(value)
-    if not value >= 0.0 or not np.isfinite(value):
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    return value
-
-
-def _positive(value: float, name: str) -> float:
-    value = float(value)
-    if not value > 0.0 or not np.isfinite(value):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
+def _capped_gains_over_memo(entries: jax.Array, covered: jax.Array, cap: jax.Array) -> jax.Array:
+    """Capped contributions max(0, min(K_ij, c_i) - min(m_i, c_i)), ``covered`` being
+    min(m_i, c_i)."""
+    return jnp.maximum(jnp.minimum(entries, cap) - covered, 0.0)
