@@ -15,8 +15,7 @@ This driver runs in jaxal's environment. For every pool size N, budget and strat
    ``jax.jit(strategy.select)`` compiled ahead of time (compile seconds reported
    separately), one warm-up call, then ``--jaxal-repeats`` timed calls with fresh keys,
    each ``jax.block_until_ready``;
-4. compares the picks in NumPy (float64 references; ``shared/reference/distil_strategies.md``
-   section 6), per the strategy's ``Spec.agreement``:
+4. compares the picks in NumPy (float64 references), per the strategy's ``Spec.agreement``:
 
    * ``top_k`` (entropy, margin, least_confidence): the same set, ties aside: points
      within 1e-6 * max|score| of the k-th float64 score form a tie band, outside which
@@ -103,7 +102,7 @@ JAXAL_BATCH_SIZE = 8192  # the whole pool per forward chunk, as benchmarks/strat
 ATTACK_BATCH_SIZE = 512  # the attacks' own default chunk
 MC_SAMPLES = 10
 REFERENCE_MC_SAMPLES = 100  # NumPy MC samples for the reference scores of MC strategies
-TIE_RTOL = 1e-6  # tie band of top-k scores, relative to max |score| (section 6)
+TIE_RTOL = 1e-6  # tie band of top-k scores, relative to max |score|
 GREEDY_RTOL = 1e-5  # teacher forcing: a pick within this of the greedy maximum is fine
 FULL_REPLAY_MAX_N = 4000  # submodular replay over every candidate up to this ground set
 
@@ -632,7 +631,7 @@ def pairwise_overlap(runs_a, runs_b=None) -> float | None:
 
 
 def top_k_agreement(d: np.ndarray, j: np.ndarray, score: np.ndarray, rtol=TIE_RTOL) -> dict:
-    """Set agreement of two top-k picks under a float64 score, ties aside (section 6).
+    """Set agreement of two top-k picks under a float64 score, ties aside.
 
     Points whose score is within ``rtol * max|score|`` of the k-th score form the tie
     band; outside it both picks must hold the same points.
@@ -658,7 +657,7 @@ def top_k_agreement(d: np.ndarray, j: np.ndarray, score: np.ndarray, rtol=TIE_RT
 def greedy_replay(
     runs: dict[str, np.ndarray], gains_fn, update_fn, state, candidates: np.ndarray
 ) -> dict:
-    """Teacher forcing of greedy sequences (section 6).
+    """Teacher forcing of greedy sequences.
 
     Along each library's own sequence, checks at every step that its pick attains the
     float64 greedy maximum within ``GREEDY_RTOL``; and along the common prefix of the two,
@@ -773,7 +772,7 @@ def facility_location_replay(points: np.ndarray, runs) -> dict:
 
 
 def information_replay(name: str, ref: Reference, runs, distil) -> dict:
-    """SMI fl1mi / fl2mi, SCG flcg, SCMI flcmi over DISTIL's kernels (section 4: gradient
+    """SMI fl1mi / fl2mi, SCG flcg, SCMI flcmi over DISTIL's kernels (gradient
     embeddings, bias_linear, at predicted labels for the pool and true labels for the query
     and private sets; cosine, then (K + 1) / 2; eta = nu = 1).
 

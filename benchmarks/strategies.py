@@ -103,35 +103,22 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "bim": ("bim", {"batch_size": ATTACK_BATCH_SIZE}),
 }
 
-# DISTIL's select(budget=100) times in seconds, by benchmark name and N, copied from
-# /work/shared/reference/distil_timings.md (DISTIL commit d46f0b4, CPU PyTorch, 2 CPU
-# cores, batch_size 1000, each strategy's defaults, median of up to 3 runs). The "*_mc"
-# rows are DISTIL's *Dropout variants with n_drop=10. KMeansSampling there runs
-# scikit-learn-like defaults (n_init 10, max_iter 300); jaxal's kmeans defaults to
-# n_init 1, max_iter 100.
-DISTIL_BUDGET_100: dict[str, dict[int, float]] = {
-    "random": {2000: 0.00004, 10000: 0.0001, 50000: 0.0004},
-    "entropy": {2000: 0.024, 10000: 0.140, 50000: 0.799},
-    "margin": {2000: 0.024, 10000: 0.143, 50000: 0.783},
-    "least_confidence": {2000: 0.024, 10000: 0.141, 50000: 0.773},
-    "entropy_mc": {2000: 0.070, 10000: 0.371, 50000: 1.90},
-    "margin_mc": {2000: 0.070, 10000: 0.446, 50000: 1.97},
-    "least_confidence_mc": {2000: 0.070, 10000: 0.375, 50000: 2.06},
-    "bald": {2000: 0.071, 10000: 0.381, 50000: 2.01},
-    "coreset": {2000: 0.022, 10000: 0.127, 50000: 0.804},
-    "badge": {2000: 0.245, 10000: 3.29, 50000: 14.7},
-    "kmeans": {2000: 5.76, 10000: 33.0, 50000: 261.0},
-    "batchbald": {2000: 24.7, 10000: 122.0},
-    "fass": {2000: 0.062, 10000: 0.647, 50000: 0.911},
-    "submodular": {2000: 0.414, 10000: 18.3},
-    "glister": {2000: 0.721, 10000: 9.11, 50000: 44.2},
-    "smi_fl1mi": {2000: 0.239, 10000: 11.7},
-    "smi_fl2mi": {2000: 0.050, 10000: 0.156, 50000: 0.668},
-    "scg_flcg": {2000: 0.243, 10000: 7.71},
-    "scmi_flcmi": {2000: 0.356, 10000: 11.3},
-    "deepfool": {2000: 2.14, 10000: 10.7, 50000: 54.8},
-    "bim": {2000: 0.632, 10000: 3.34, 50000: 17.1},
-}
+# DISTIL's select(budget=100) times in seconds, by benchmark name and N, with how they
+# were measured (DISTIL commit d46f0b4, CPU PyTorch, a 2-core machine, batch_size 1000,
+# each strategy's defaults): benchmarks/distil_timings.json. The "*_mc" rows are DISTIL's
+# *Dropout variants with n_drop=10. KMeansSampling there runs scikit-learn-like defaults
+# (n_init 10, max_iter 300); jaxal's kmeans defaults to n_init 1, max_iter 100.
+DISTIL_TIMINGS = Path(__file__).resolve().parent / "distil_timings.json"
+DISTIL_SOURCE = "benchmarks/distil_timings.json"
+
+
+def load_distil_timings(path: Path = DISTIL_TIMINGS) -> dict[str, dict[int, float]]:
+    """DISTIL's budget-100 times from ``path``: benchmark name -> {N: seconds}."""
+    table = json.loads(path.read_text())["select_seconds"]
+    return {name: {int(n): float(s) for n, s in sizes.items()} for name, sizes in table.items()}
+
+
+DISTIL_BUDGET_100: dict[str, dict[int, float]] = load_distil_timings()
 
 
 # --- the workload -------------------------------------------------------------------------
@@ -512,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
             "mc_samples": MC_SAMPLES,
             "model": f"MLP {FEATURES} -> {HIDDEN} -> {CLASSES}, dropout {DROPOUT} on the "
             "hidden units; embedding = ReLU output before dropout; head = last Dense",
-            "distil_source": "/work/shared/reference/distil_timings.md (budget 100 only)",
+            "distil_source": DISTIL_SOURCE,
         },
         "workloads": list(workloads.values()),
         "results": rows,
