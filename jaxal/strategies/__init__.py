@@ -1,4 +1,24 @@
-"""Strategy factories: ``factory(model, budget, **hyperparameters) -> Strategy``."""
+"""Strategy factories: ``factory(model, budget, **hyperparameters) -> Strategy``.
+
+Where each registry name lives (one module per family):
+
+========================================  ==========================================
+``least_confidence``, ``margin``,         ``uncertainty``: scores of the softmax or of
+``entropy``, ``bald``                     MC-dropout samples
+``random``, ``coreset``, ``kmeans``,      ``diversity``: points, distances, clusters
+``badge``
+``batchbald``                             ``batch_bayesian``
+``deepfool``, ``bim``                     ``adversarial``
+``submodular``, ``fass``                  ``submodular``
+``smi``, ``scg``, ``scmi``                ``information``: SIMILAR's measures
+``glister``, ``gradmatch``                ``optimization``: gradient-based subsets
+``stochastic``, ``partition``             ``wrappers``: around another strategy
+========================================  ==========================================
+
+Shared pieces: ``_base`` (the Strategy type, argument checks, the compiled eager call),
+``_catalog`` (the base registry), ``_registry`` (with the wrappers). Hyperparameter names
+are documented once in ``docs/hyperparameters.md``.
+"""
 
 from jaxal.strategies._base import Strategy as Strategy
 from jaxal.strategies._registry import REGISTRY as REGISTRY
