@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _workload  # noqa: E402  (NumPy only)
 
-BATCH_SIZE = 1000  # DISTIL's DataLoader batch size (as in distil_timings.md)
+BATCH_SIZE = 1000  # DISTIL's DataLoader batch size (as in distil_timings.json)
 MC_SAMPLES = 10  # n_drop of the dropout variants and BALD
 GRADIENTS_MAX_N = 20000  # record SMI / SCG / SCMI's gradient embeddings up to this pool
 
