@@ -29,6 +29,10 @@ def random(model: Model | None, budget: int, *, batch_size: int = DEFAULT_BATCH_
         model: unused (accepted for a uniform factory signature; may be None).
         budget: points per selection.
         batch_size: unused; accepted like every factory.
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` whose ``select`` returns int32 [budget],
+        uniform without replacement among the unlabeled points; ``score`` is None.
     """
     budget, batch_size = check_common(model, budget, batch_size, needs_model=False)
     del model
@@ -59,6 +63,10 @@ def coreset(
         batch_size: points per forward pass.
         chunk_size: labeled points per distance block (small blocks keep the [N, chunk]
             distances in cache, which is faster than fewer, larger blocks).
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` whose ``select`` returns int32 [budget] in pick
+        order (farthest first); ``score`` is None.
     """
     budget, batch_size = check_common(model, budget, batch_size)
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
@@ -166,6 +174,10 @@ def kmeans(
         n_init: k-means runs (DISTIL: 10); max_iter: Lloyd iterations per run (DISTIL: 300).
         tol: stop when an iteration lowers the inertia by less than this fraction.
         batch_size: points per forward pass.
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` whose ``select`` returns int32 [budget], the
+        point nearest each center; ``score`` is None.
     """
     _checks.one_of(representation, ("embedding", "raw"), "representation")
     budget, batch_size = check_common(

@@ -103,6 +103,10 @@ def smi(
             com: the modular term's weight; unused by gcmi), >= 0.
         lambda_: logdetmi's diagonal regularizer, > 0.
         batch_size: points per forward pass.
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` whose ``select`` takes ``query_x`` [Q, ...] and
+        ``query_y`` int [Q] and returns int32 [budget] in pick order; ``score`` is None.
     """
     return _information_strategy(
         "smi",
@@ -147,6 +151,11 @@ def scg(
             cheap with lazy greedy), ``"gccg"`` or ``"logdetcg"``.
         nu: the privacy hardness (the private block's scale), >= 0.
         lambda_: gccg's redundancy weight (>= 0) or logdetcg's regularizer (> 0).
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` whose ``select`` takes ``private_x`` [P, ...]
+        and ``private_y`` int [P] and returns int32 [budget] in pick order; ``score`` is
+        None.
     """
     return _information_strategy(
         "scg",
@@ -193,6 +202,11 @@ def scmi(
         eta: the query block's scale, >= 0.
         nu: the private block's scale, >= 0.
         lambda_: logdetcmi's diagonal regularizer, > 0.
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` whose ``select`` takes ``query_x``, ``query_y``,
+        ``private_x`` and ``private_y`` and returns int32 [budget] in pick order;
+        ``score`` is None.
     """
     return _information_strategy(
         "scmi",

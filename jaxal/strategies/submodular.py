@@ -88,6 +88,10 @@ def submodular(
             log-determinant, ``alpha`` for saturated coverage, ``concave`` for feature
             based, whose features are the representation min-max scaled to [0, 1] per
             column, as DISTIL).
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` whose ``select`` returns int32 [budget] in pick
+        order; ``score`` is None.
     """
     _checks.one_of(representation, REPRESENTATIONS, "representation")
     budget, batch_size = check_common(

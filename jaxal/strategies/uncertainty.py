@@ -83,6 +83,11 @@ def bald(
         budget: points per selection.
         mc_samples: S >= 2 (DISTIL's n_drop, default 10).
         batch_size: points per forward pass.
+
+    Returns:
+        A :class:`jaxal.strategies.Strategy` with a per-point ``score`` [N] (the mutual
+        information; -inf for labeled points); ``select`` returns its top ``budget``, int32
+        [budget].
     """
     budget, batch_size = check_common(model, budget, batch_size)
     mc_samples = mc_sample_count(mc_samples, "bald")

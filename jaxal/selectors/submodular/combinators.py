@@ -46,6 +46,9 @@ def conditional_gain(
         fn: a set function over a ground set that holds G (e.g. V + P).
         given: int [R], the elements of G (distinct; never candidates).
         insert: a bulk insert for ``fn``'s state (default :func:`insert_each`).
+
+    Returns:
+        A :class:`SubmodularFn` over the same N elements (the given ones never gain).
     """
     given = distinct_indices(given, fn.size, "given")
     insert = insert_each(fn) if insert is None else insert
@@ -80,6 +83,9 @@ def submodular_mutual_information(
         query: int [Q], the elements of Q (distinct; never candidates).
         insert: a bulk insert for ``fn``'s state (default :func:`insert_each`).
         submodular: whether I_f(.; Q) is submodular for this f (lazy greedy needs it).
+
+    Returns:
+        A :class:`SubmodularFn` over the same N elements.
     """
     query = distinct_indices(query, fn.size, "query")
     insert = insert_each(fn) if insert is None else insert

@@ -187,6 +187,9 @@ def graph_cut(kernel: Kernel, *, lambda_: float, ground: jax.Array | None = None
         kernel: symmetric float [N, N] or a square Similarity.
         lambda_: the redundancy weight, >= 0.
         ground: bool [N], the elements in V for the coverage term (default all).
+
+    Returns:
+        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -221,6 +224,9 @@ def saturated_coverage(
         kernel: symmetric float [N, N] or a square Similarity.
         alpha: the saturation fraction, > 0.
         ground: bool [N], V for both sums (default all).
+
+    Returns:
+        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -266,6 +272,9 @@ def sum_redundancy(kernel: Kernel) -> SubmodularFn:
 
     Args:
         kernel: symmetric float [N, N] or a square Similarity.
+
+    Returns:
+        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -297,6 +306,9 @@ def feature_based(
         features: float [N, F], >= 0 (checked outside jit).
         concave: the concave function g.
         weights: float [F], w (default all ones).
+
+    Returns:
+        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
     """
     features = jnp.asarray(features)
     if features.ndim != 2:
@@ -350,6 +362,9 @@ def log_determinant(kernel: Kernel, *, lambda_: float) -> SubmodularFn:
     Args:
         kernel: symmetric positive semi-definite float [N, N] or a square Similarity.
         lambda_: the diagonal regularizer, >= 0.
+
+    Returns:
+        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -428,6 +443,9 @@ def disparity_sum(kernel: Kernel) -> SubmodularFn:
 
     Args:
         kernel: symmetric float [N, N] or a square Similarity.
+
+    Returns:
+        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -455,6 +473,9 @@ def disparity_min(kernel: Kernel) -> SubmodularFn:
 
     Args:
         kernel: symmetric float [N, N] or a square Similarity.
+
+    Returns:
+        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
