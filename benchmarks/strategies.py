@@ -101,6 +101,9 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     # The attacks' own default chunk (a vmapped loop waits for its slowest point).
     "deepfool": ("deepfool", {"batch_size": ATTACK_BATCH_SIZE}),
     "bim": ("bim", {"batch_size": ATTACK_BATCH_SIZE}),
+    # Wrappers around another strategy: softmax-weighted sampling by entropy; CoreSet per part.
+    "stochastic": ("stochastic", {"strategy": "entropy", "mode": "softmax"}),
+    "partition": ("partition", {"strategy": "coreset", "parts": 4}),
 }
 
 # DISTIL's select(budget=100) times in seconds, by benchmark name and N, with how they
@@ -522,8 +525,11 @@ def merge_into(kept_path: Path, report: dict[str, Any]) -> None:
     env = report["environment"]
     stamp = {"date": env["date"], "jaxal_commit": env.get("jaxal_commit")}
     fresh = {(r["strategy"], r["n"], r["budget"]): {**r, "rerun": stamp} for r in report["results"]}
-    merged = [fresh.pop((r["strategy"], r["n"], r["budget"]), r) for r in kept["rows"]]
-    kept["rows"] = merged + list(fresh.values())
+    rows_key = "results" if "results" in kept else "rows"  # this script's reports / older ones
+    merged = [fresh.pop((r["strategy"], r["n"], r["budget"]), r) for r in kept[rows_key]]
+    kept[rows_key] = merged + list(fresh.values())
+    if "table_markdown" in kept:
+        kept["table_markdown"] = markdown_table(kept[rows_key])
     kept.setdefault("reruns", []).append(
         {
             "jaxal_commit": stamp["jaxal_commit"],
