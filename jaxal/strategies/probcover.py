@@ -36,7 +36,7 @@ def probcover(
     classes: int | None = None,
     representation: str = "embedding",
     normalize: bool = False,
-    n_init: int = 1,
+    n_init: int = 3,
     max_iter: int = 100,
     tol: float = 1e-4,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -85,7 +85,9 @@ def probcover(
         representation: ``"embedding"`` or ``"raw"``, as for ``typiclust``.
         normalize: divide every point by its L2 norm first (the paper's features are
             L2-normalised).
-        n_init, max_iter, tol: the pseudo-label k-means (``jaxal.selectors.kmeans_clusters``).
+        n_init, max_iter, tol: the pseudo-label k-means: runs (the best by inertia is
+            kept), Lloyd iterations per run, relative inertia tolerance
+            (``jaxal.selectors.kmeans_clusters``).
         batch_size: points per forward pass.
         chunk_size: points per distance block.
 

@@ -28,7 +28,7 @@ def typiclust(
     min_cluster_size: int = 5,
     max_clusters: int = 500,
     squared: bool = False,
-    n_init: int = 1,
+    n_init: int = 3,
     max_iter: int = 100,
     tol: float = 1e-4,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -86,7 +86,9 @@ def typiclust(
         max_clusters: the cap on the number of clusters (static).
         squared: rank by mean squared distance (the official code) instead of the
             paper's mean distance.
-        n_init, max_iter, tol: k-means runs, Lloyd iterations per run, relative inertia
+        n_init, max_iter, tol: k-means runs (the best by inertia is kept; several, since
+            plain k-means++ seeding lands two seeds in one blob more often than
+            scikit-learn's greedy seeding), Lloyd iterations per run, relative inertia
             tolerance (``jaxal.selectors.kmeans_clusters``).
         batch_size: points per forward pass.
         chunk_size: points per distance block of the typicality.
