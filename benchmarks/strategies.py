@@ -104,6 +104,11 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     # Wrappers around another strategy: softmax-weighted sampling by entropy; CoreSet per part.
     "stochastic": ("stochastic", {"strategy": "entropy", "mode": "softmax"}),
     "partition": ("partition", {"strategy": "coreset", "parts": 4}),
+    # Cold start on L2-normalised embeddings, as the papers' code: TypiClust with one
+    # k-means run into min(|L| + budget, 500) clusters (the official code runs one);
+    # ProbCover with delta chosen by purity (k-means into the model's 10 classes).
+    "typiclust": ("typiclust", {"normalize": True, "n_init": 1}),
+    "probcover": ("probcover", {"normalize": True}),
 }
 
 # DISTIL's select(budget=100) times in seconds, by benchmark name and N, with how they

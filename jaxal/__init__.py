@@ -9,6 +9,9 @@ from jaxal._api import select as select
 from jaxal.model import Model as Model
 from jaxal.model import from_flax as from_flax
 from jaxal.pool import Pool as Pool
+from jaxal.probe import fit_linear_probe as fit_linear_probe
+from jaxal.probe import init_linear_probe as init_linear_probe
+from jaxal.probe import linear_probe as linear_probe
 from jaxal.round import make_round as make_round
 from jaxal.strategies import Strategy as Strategy
 
@@ -19,7 +22,10 @@ __all__ = [
     "Model",
     "Pool",
     "Strategy",
+    "fit_linear_probe",
     "from_flax",
+    "init_linear_probe",
+    "linear_probe",
     "make_round",
     "scores",
     "select",

@@ -69,6 +69,11 @@ CASES = {
         {"weighted": True},
         {"weighted": True, "omp_reg": 0.5, "gradient": "bias"},
     ],
+    "typiclust": [
+        {"max_iter": 5},
+        {"representation": "raw", "neighbors": 3, "min_cluster_size": 0, "squared": True},
+    ],
+    "probcover": [{"delta": 2.0}, {"representation": "raw", "classes": 3, "max_iter": 5}],
     "stochastic": [
         {"strategy": "entropy", "mode": "power"},
         {"strategy": "margin", "mode": "softrank", "beta": 2.0},

@@ -49,6 +49,8 @@ SWEEP = {
     "scmi": {},
     "glister": {},
     "gradmatch": {},
+    "typiclust": {"max_iter": 5},
+    "probcover": {"max_iter": 5},
     "stochastic": {"strategy": "entropy", "mode": "softmax"},
     "partition": {"strategy": "coreset", "parts": 2},
 }

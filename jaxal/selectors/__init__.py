@@ -4,10 +4,11 @@ Each takes arrays (scores, points, kernels, MC probabilities, gradients) and a b
 candidate mask [N] and returns int32 indices [budget] in pick order (-1 for slots that no
 candidate can fill under ``jit``). Those that measure something on the way return
 ``Selection(indices, info)``: ``submodular_greedy`` and ``glister`` (``GreedyInfo(gains)``),
-``batchbald`` (``BatchBaldInfo(scores)``).
+``batchbald`` (``BatchBaldInfo(scores)``), ``probcover`` (``GreedyInfo(gains)``).
 
 Layout: ``_top_k`` and ``_stochastic`` (rankings), ``_greedy`` and ``_points`` (distance
-greedy: k-center, k-means++), ``_kmeans``, ``_batchbald``, ``_glister``, ``_gradmatch``,
+greedy: k-center, k-means++), ``_kmeans``, ``_typiclust`` and ``_probcover`` (cold
+start: typicality per cluster, ball coverage), ``_batchbald``, ``_glister``, ``_gradmatch``,
 and the ``submodular`` package (``greedy``: SubmodularFn and the optimizers; ``kernels``;
 ``functions``; ``combinators``; ``measures``: SIMILAR). ``__all__`` lists the public
 selectors and types; the helpers the strategies share (``gather``, ``rank_keys``,
@@ -33,10 +34,16 @@ from jaxal.selectors._greedy import k_center_greedy as k_center_greedy
 from jaxal.selectors._greedy import kmeans_plusplus as kmeans_plusplus
 from jaxal.selectors._greedy import sample_by_weight as sample_by_weight
 from jaxal.selectors._kmeans import kmeans as kmeans
+from jaxal.selectors._kmeans import kmeans_clusters as kmeans_clusters
 from jaxal.selectors._kmeans import lloyd as lloyd
 from jaxal.selectors._kmeans import nearest_distinct as nearest_distinct
 from jaxal.selectors._points import min_sq_distances_to_members as min_sq_distances_to_members
 from jaxal.selectors._points import sq_distances as sq_distances
+from jaxal.selectors._probcover import ball_counts as ball_counts
+from jaxal.selectors._probcover import ball_purity as ball_purity
+from jaxal.selectors._probcover import nearest_other_label as nearest_other_label
+from jaxal.selectors._probcover import probcover as probcover
+from jaxal.selectors._probcover import purity_radius as purity_radius
 from jaxal.selectors._selection import BatchBaldInfo as BatchBaldInfo
 from jaxal.selectors._selection import GreedyInfo as GreedyInfo
 from jaxal.selectors._selection import Selection as Selection
@@ -46,6 +53,7 @@ from jaxal.selectors._stochastic import stochastic_top_k as stochastic_top_k
 from jaxal.selectors._top_k import random_subset as random_subset
 from jaxal.selectors._top_k import rank_keys as rank_keys
 from jaxal.selectors._top_k import top_k as top_k
+from jaxal.selectors._typiclust import typical_per_cluster as typical_per_cluster
 from jaxal.selectors.submodular.combinators import conditional_gain as conditional_gain
 from jaxal.selectors.submodular.combinators import restrict as restrict
 from jaxal.selectors.submodular.combinators import (
@@ -95,6 +103,12 @@ __all__ = [
     "k_center_greedy",
     "kmeans_plusplus",
     "kmeans",
+    "kmeans_clusters",
+    # coverage and typicality (cold start)
+    "typical_per_cluster",
+    "probcover",
+    "ball_purity",
+    "purity_radius",
     # Bayesian and gradient selection
     "batchbald",
     "glister",

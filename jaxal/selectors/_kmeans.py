@@ -15,6 +15,7 @@ def lloyd(
     centers: jax.Array,
     max_iter: int,
     tol: float,
+    active: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Lloyd iterations over the candidates, at most ``max_iter``, from ``centers``.
 
@@ -30,6 +31,9 @@ def lloyd(
         centers: float [K, D], the initial centers.
         max_iter: Python int >= 0.
         tol: float >= 0, relative inertia decrease that counts as converged.
+        active: optional bool [K] (at least one True): only these centers take members;
+            the others stay where they are (a number of clusters that is a traced value
+            under a static maximum K).
 
     Returns:
         (centers float [K, D], inertia: float scalar of the returned centers).
@@ -38,7 +42,7 @@ def lloyd(
     k = centers.shape[0]
 
     def assign(centers):
-        assignment, distances = _points.nearest(embeddings, centers)
+        assignment, distances = _points.nearest(embeddings, centers, active=active)
         return assignment, jnp.sum(distances * weights)
 
     def more(state):
@@ -123,3 +127,51 @@ def kmeans(
     all_centers, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
     best = jnp.argmin(inertias)
     return nearest_distinct(embeddings, candidates, all_centers[best])
+
+
+def kmeans_clusters(
+    embeddings: jax.Array,
+    members: jax.Array,
+    n_clusters: jax.Array | int,
+    max_clusters: int,
+    key: jax.Array,
+    *,
+    n_init: int = 1,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> jax.Array:
+    """k-means of the members into ``n_clusters`` clusters, a number known only at run time.
+
+    Centers live in a static array of ``max_clusters`` rows; the first ``n_clusters`` of a
+    k-means++ seeding over all ``max_clusters`` (its picks are sequential, so they are
+    exactly a seeding of ``n_clusters``) start :func:`lloyd` with the rest inactive. Best of
+    ``n_init`` runs by inertia (the first on ties). Cost per run O(max_clusters * N * D)
+    for the seeding plus O(max_iter * N * max_clusters * D); memory O(chunk * max_clusters).
+
+    Args:
+        embeddings: float [N, D].
+        members: bool [N], the points that are clustered.
+        n_clusters: int scalar (may be traced), clipped to [1, max_clusters] and to the
+            number of members.
+        max_clusters: Python int >= 1, the static maximum.
+        key: PRNG key.
+        n_init, max_iter: Python ints >= 1 and >= 0; tol: see :func:`lloyd`.
+
+    Returns:
+        int32 [N]: every point's cluster (its nearest active center, ties to the lower
+        cluster id), in [0, max_clusters); cluster ids follow the seeding order.
+    """
+    count = jnp.minimum(jnp.maximum(jnp.asarray(n_clusters, jnp.int32), 1), max_clusters)
+
+    def one_run(run_key):
+        seeds = kmeans_plusplus(embeddings, members, jax.random.uniform(run_key, (max_clusters,)))
+        active = (jnp.arange(max_clusters) < count) & (seeds >= 0)
+        active = active.at[0].set(True)  # with no member at all, one center still exists
+        start = embeddings[jnp.maximum(seeds, 0)]
+        centers, inertia = lloyd(embeddings, members, start, max_iter, tol, active)
+        return centers, active, inertia
+
+    all_centers, all_active, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
+    best = jnp.argmin(inertias)
+    assignment, _ = _points.nearest(embeddings, all_centers[best], active=all_active[best])
+    return assignment

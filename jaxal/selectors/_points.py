@@ -92,7 +92,12 @@ def min_sq_distances_to_members(
     return jax.lax.while_loop(more, step, initial)[1]
 
 
-def nearest(points: Points, centers: Points, chunk_size: int = 4096) -> tuple[jax.Array, jax.Array]:
+def nearest(
+    points: Points,
+    centers: Points,
+    chunk_size: int = 4096,
+    active: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
     """For every point, its nearest center and the squared distance to it.
 
     Computed over row chunks of ``chunk_size``: memory O(chunk_size * K).
@@ -100,6 +105,7 @@ def nearest(points: Points, centers: Points, chunk_size: int = 4096) -> tuple[ja
     Args:
         points: N points.
         centers: K points in the same representation.
+        active: optional bool [K]: only these centers count (at least one must be True).
 
     Returns:
         (int32 [N] index of the nearest center, ties to the lower index; float [N]).
@@ -110,6 +116,8 @@ def nearest(points: Points, centers: Points, chunk_size: int = 4096) -> tuple[ja
         chunk = _rebuild(points, leaves_and_index[:-1])
         cross = inner_products(chunk, centers)
         distances = _from_inner(sq_norms(chunk)[:, None], centers_sq[None, :], cross)
+        if active is not None:
+            distances = jnp.where(active[None, :], distances, jnp.inf)
         return jnp.argmin(distances, axis=1).astype(jnp.int32), jnp.min(distances, axis=1)
 
     return map_chunks(one_chunk, *_leaves(points), chunk_size=chunk_size)

@@ -12,6 +12,8 @@ Where each registry name lives (one module per family):
 ``submodular``, ``fass``                  ``submodular``
 ``smi``, ``scg``, ``scmi``                ``information``: SIMILAR's measures
 ``glister``, ``gradmatch``                ``optimization``: gradient-based subsets
+``typiclust``                             ``typiclust``: cold start, typical points
+``probcover``                             ``probcover``: cold start, ball coverage
 ``stochastic``, ``partition``             ``wrappers``: around another strategy
 ========================================  ==========================================
 
@@ -35,8 +37,10 @@ from jaxal.strategies.information import scmi as scmi
 from jaxal.strategies.information import smi as smi
 from jaxal.strategies.optimization import glister as glister
 from jaxal.strategies.optimization import gradmatch as gradmatch
+from jaxal.strategies.probcover import probcover as probcover
 from jaxal.strategies.submodular import fass as fass
 from jaxal.strategies.submodular import submodular as submodular
+from jaxal.strategies.typiclust import typiclust as typiclust
 from jaxal.strategies.uncertainty import bald as bald
 from jaxal.strategies.uncertainty import entropy as entropy
 from jaxal.strategies.uncertainty import least_confidence as least_confidence
@@ -62,10 +66,12 @@ __all__ = [
     "least_confidence",
     "margin",
     "partition",
+    "probcover",
     "random",
     "scg",
     "scmi",
     "smi",
     "stochastic",
     "submodular",
+    "typiclust",
 ]

@@ -12,7 +12,9 @@ from jaxal.strategies import (
     diversity,
     information,
     optimization,
+    probcover,
     submodular,
+    typiclust,
     uncertainty,
 )
 from jaxal.strategies._base import Strategy
@@ -38,6 +40,8 @@ BASE: dict[str, Factory] = {
     "scmi": information.scmi,
     "glister": optimization.glister,
     "gradmatch": optimization.gradmatch,
+    "typiclust": typiclust.typiclust,
+    "probcover": probcover.probcover,
 }
 
 
