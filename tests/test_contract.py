@@ -69,6 +69,15 @@ CASES = {
         {"weighted": True},
         {"weighted": True, "omp_reg": 0.5, "gradient": "bias"},
     ],
+    "maxherding": [{}, {"representation": "raw", "bandwidth": 2.0, "max_dense": 0}],
+    "uherding": [
+        {},
+        {"uncertainty": "entropy", "temperature": 2.0, "bandwidth": 1.5, "optimizer": "naive"},
+    ],
+    "dropquery": [
+        {"mc_samples": 3, "max_iter": 5},
+        {"mc_samples": 4, "candidates_per_pick": 0, "normalize": False, "max_iter": 5},
+    ],
     "stochastic": [
         {"strategy": "entropy", "mode": "power"},
         {"strategy": "margin", "mode": "softrank", "beta": 2.0},

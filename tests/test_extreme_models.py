@@ -49,6 +49,9 @@ SWEEP = {
     "scmi": {},
     "glister": {},
     "gradmatch": {},
+    "maxherding": {},
+    "uherding": {},
+    "dropquery": {"max_iter": 5},
     "stochastic": {"strategy": "entropy", "mode": "softmax"},
     "partition": {"strategy": "coreset", "parts": 2},
 }

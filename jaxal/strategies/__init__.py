@@ -12,6 +12,8 @@ Where each registry name lives (one module per family):
 ``submodular``, ``fass``                  ``submodular``
 ``smi``, ``scg``, ``scmi``                ``information``: SIMILAR's measures
 ``glister``, ``gradmatch``                ``optimization``: gradient-based subsets
+``maxherding``, ``uherding``              ``herding``: Gaussian-kernel coverage
+``dropquery``                             ``dropquery``: dropout disagreement, k-means
 ``stochastic``, ``partition``             ``wrappers``: around another strategy
 ========================================  ==========================================
 
@@ -30,6 +32,9 @@ from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
 from jaxal.strategies.diversity import random as random
+from jaxal.strategies.dropquery import dropquery as dropquery
+from jaxal.strategies.herding import maxherding as maxherding
+from jaxal.strategies.herding import uherding as uherding
 from jaxal.strategies.information import scg as scg
 from jaxal.strategies.information import scmi as scmi
 from jaxal.strategies.information import smi as smi
@@ -53,6 +58,7 @@ __all__ = [
     "bim",
     "coreset",
     "deepfool",
+    "dropquery",
     "entropy",
     "fass",
     "get",
@@ -61,6 +67,7 @@ __all__ = [
     "kmeans",
     "least_confidence",
     "margin",
+    "maxherding",
     "partition",
     "random",
     "scg",
@@ -68,4 +75,5 @@ __all__ = [
     "smi",
     "stochastic",
     "submodular",
+    "uherding",
 ]

@@ -10,6 +10,8 @@ from jaxal.strategies import (
     adversarial,
     batch_bayesian,
     diversity,
+    dropquery,
+    herding,
     information,
     optimization,
     submodular,
@@ -38,6 +40,9 @@ BASE: dict[str, Factory] = {
     "scmi": information.scmi,
     "glister": optimization.glister,
     "gradmatch": optimization.gradmatch,
+    "maxherding": herding.maxherding,
+    "uherding": herding.uherding,
+    "dropquery": dropquery.dropquery,
 }
 
 
