@@ -98,6 +98,10 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "scg_logdetcg": ("scg", {"function": "logdetcg"}),
     "scmi_flcmi": ("scmi", {"function": "flcmi"}),
     "scmi_logdetcmi": ("scmi", {"function": "logdetcmi"}),
+    # Cold start and coverage (Bae et al.'s herding, Gupte et al.'s DropQuery), defaults.
+    "maxherding": ("maxherding", {}),
+    "uherding": ("uherding", {}),
+    "dropquery": ("dropquery", {}),
     # The attacks' own default chunk (a vmapped loop waits for its slowest point).
     "deepfool": ("deepfool", {"batch_size": ATTACK_BATCH_SIZE}),
     "bim": ("bim", {"batch_size": ATTACK_BATCH_SIZE}),

@@ -74,6 +74,15 @@ CASES = {
         {"representation": "raw", "neighbors": 3, "min_cluster_size": 0, "squared": True},
     ],
     "probcover": [{"delta": 2.0}, {"representation": "raw", "classes": 3, "max_iter": 5}],
+    "maxherding": [{}, {"representation": "raw", "bandwidth": 2.0, "max_dense": 0}],
+    "uherding": [
+        {},
+        {"uncertainty": "entropy", "temperature": 2.0, "bandwidth": 1.5, "optimizer": "naive"},
+    ],
+    "dropquery": [
+        {"mc_samples": 3, "max_iter": 5},
+        {"mc_samples": 4, "candidates_per_pick": 0, "normalize": False, "max_iter": 5},
+    ],
     "stochastic": [
         {"strategy": "entropy", "mode": "power"},
         {"strategy": "margin", "mode": "softrank", "beta": 2.0},

@@ -51,6 +51,9 @@ SWEEP = {
     "gradmatch": {},
     "typiclust": {"max_iter": 5},
     "probcover": {"max_iter": 5},
+    "maxherding": {},
+    "uherding": {},
+    "dropquery": {"max_iter": 5},
     "stochastic": {"strategy": "entropy", "mode": "softmax"},
     "partition": {"strategy": "coreset", "parts": 2},
 }

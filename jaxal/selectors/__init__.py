@@ -39,6 +39,7 @@ from jaxal.selectors._kmeans import lloyd as lloyd
 from jaxal.selectors._kmeans import nearest_distinct as nearest_distinct
 from jaxal.selectors._points import min_sq_distances_to_members as min_sq_distances_to_members
 from jaxal.selectors._points import sq_distances as sq_distances
+from jaxal.selectors._points import sq_norms as sq_norms
 from jaxal.selectors._probcover import ball_counts as ball_counts
 from jaxal.selectors._probcover import ball_purity as ball_purity
 from jaxal.selectors._probcover import nearest_other_label as nearest_other_label
@@ -72,6 +73,7 @@ from jaxal.selectors.submodular.functions import sum_redundancy as sum_redundanc
 from jaxal.selectors.submodular.greedy import OPTIMIZERS as OPTIMIZERS
 from jaxal.selectors.submodular.greedy import SubmodularFn as SubmodularFn
 from jaxal.selectors.submodular.greedy import submodular_greedy as submodular_greedy
+from jaxal.selectors.submodular.kernels import KERNEL_METRICS as KERNEL_METRICS
 from jaxal.selectors.submodular.kernels import METRICS as METRICS
 from jaxal.selectors.submodular.kernels import (
     STORED_KERNEL_MAX_POINTS as STORED_KERNEL_MAX_POINTS,

@@ -14,6 +14,8 @@ Where each registry name lives (one module per family):
 ``glister``, ``gradmatch``                ``optimization``: gradient-based subsets
 ``typiclust``                             ``typiclust``: cold start, typical points
 ``probcover``                             ``probcover``: cold start, ball coverage
+``maxherding``, ``uherding``              ``herding``: Gaussian-kernel coverage
+``dropquery``                             ``dropquery``: dropout disagreement, k-means
 ``stochastic``, ``partition``             ``wrappers``: around another strategy
 ========================================  ==========================================
 
@@ -32,6 +34,9 @@ from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
 from jaxal.strategies.diversity import random as random
+from jaxal.strategies.dropquery import dropquery as dropquery
+from jaxal.strategies.herding import maxherding as maxherding
+from jaxal.strategies.herding import uherding as uherding
 from jaxal.strategies.information import scg as scg
 from jaxal.strategies.information import scmi as scmi
 from jaxal.strategies.information import smi as smi
@@ -57,6 +62,7 @@ __all__ = [
     "bim",
     "coreset",
     "deepfool",
+    "dropquery",
     "entropy",
     "fass",
     "get",
@@ -65,6 +71,7 @@ __all__ = [
     "kmeans",
     "least_confidence",
     "margin",
+    "maxherding",
     "partition",
     "probcover",
     "random",
@@ -74,4 +81,5 @@ __all__ = [
     "stochastic",
     "submodular",
     "typiclust",
+    "uherding",
 ]

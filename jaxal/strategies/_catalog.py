@@ -10,6 +10,8 @@ from jaxal.strategies import (
     adversarial,
     batch_bayesian,
     diversity,
+    dropquery,
+    herding,
     information,
     optimization,
     probcover,
@@ -42,6 +44,9 @@ BASE: dict[str, Factory] = {
     "gradmatch": optimization.gradmatch,
     "typiclust": typiclust.typiclust,
     "probcover": probcover.probcover,
+    "maxherding": herding.maxherding,
+    "uherding": herding.uherding,
+    "dropquery": dropquery.dropquery,
 }
 
 

@@ -8,8 +8,9 @@ Definitions follow submodlib (DISTIL's backend), except sum redundancy, which su
 lacks and apricot defines. Notation: K the kernel, V the ground set (``ground``, all
 elements by default), S the selected set, d_ij = 1 - K_ij.
 
-* facility_location: sum_{i in V} [min(max(l_i, max_{j in S} K_ij), c_i) - min(l_i, c_i)]
-  with a floor l (default 0) and a cap c (default +inf) per row. Monotone submodular.
+* facility_location: sum_{i in V} w_i [min(max(l_i, max_{j in S} K_ij), c_i) - min(l_i, c_i)]
+  with a floor l (default 0), a cap c (default +inf) and a weight w >= 0 (default 1) per
+  row. Monotone submodular.
 * graph_cut: sum_{i in V, j in S} K_ij - lambda sum_{i, j in S} K_ij. Submodular; monotone
   while lambda is small enough for every gain to stay >= 0.
 * saturated_coverage: sum_{i in V} min(sum_{j in S} K_ij, alpha sum_{j in V} K_ij).
@@ -106,9 +107,10 @@ def facility_location(
     symmetric: bool = False,
     floor: jax.Array | None = None,
     cap: jax.Array | None = None,
+    weights: jax.Array | None = None,
 ) -> SubmodularFn:
-    """Facility location: f(S) = sum_{i in V} [min(m_i(S), c_i) - min(l_i, c_i)] with the
-    memo m_i(S) = max(l_i, max_{j in S} K_ij).
+    """Facility location: f(S) = sum_{i in V} w_i [min(m_i(S), c_i) - min(l_i, c_i)] with
+    the memo m_i(S) = max(l_i, max_{j in S} K_ij).
 
     The rows i of K are the points to represent (V, masked by ``ground``), the columns j
     the elements to choose from; a rectangular kernel represents one set by another. With
@@ -116,10 +118,11 @@ def facility_location(
     sum_{i in V} max(0, max_{j in S} K_ij): negative similarities count as 0. A floor
     l_i = max_{p in P} K_ip gives the conditional gain f(S | P); a cap
     c_i = max_{q in Q} K_iq the mutual information I(S; Q); both (c >= l) I(S; Q | P):
-    the closed forms of SIMILAR's facility-location measures. Monotone submodular for any
-    kernel, floor and cap.
+    the closed forms of SIMILAR's facility-location measures. Row weights w_i >= 0 weigh
+    the points to represent (UHerding's uncertainty coverage: w = the model's
+    uncertainty). Monotone submodular for any kernel, floor, cap and weights >= 0.
 
-    Gain: sum_{i in V} max(0, min(K_ie, c_i) - min(m_i, c_i)).
+    Gain: sum_{i in V} w_i max(0, min(K_ie, c_i) - min(m_i, c_i)).
     Cost: a full gain pass is O(M * N) for a dense kernel, O(M * N * F) for a Similarity
     (a block of rows at a time); ``gains_at`` over R elements is O(M * R) or
     O(M * R * F); an update is one column. Memory: the kernel if dense (M * N floats,
@@ -135,6 +138,8 @@ def facility_location(
             ignored for a Similarity.
         floor: float [M], l (default 0).
         cap: float [M], c (default +inf).
+        weights: float [M], w >= 0 (default 1; checked outside jit). A weight multiplies
+            each entry's contribution: one more multiply per kernel entry of a pass.
 
     Returns:
         A :class:`SubmodularFn` over the N columns.
@@ -143,18 +148,31 @@ def facility_location(
     m, n = _kernels.kernel_shape(prepared)
     low = jnp.zeros((m,), jnp.float32) if floor is None else row_vector(floor, m, "floor")
     low = jnp.where(ground_mask(ground, m), low, jnp.inf)  # rows outside V never gain
+    weight = None if weights is None else row_vector(weights, m, "weights")
+    if weight is not None:
+        _checks.require(weight, lambda xp, w: xp.all(w >= 0), "weights must be >= 0")
 
-    if cap is None:  # one row vector per pass: the plain memo
+    if cap is None and weight is None:  # one row vector per pass: the plain memo
 
         def gains_at(state, indices):
             return _kernels.reduce_columns(prepared, _gains_over_memo, (state.best,), indices)
 
+    elif cap is None:
+
+        def gains_at(state, indices):
+            rows = (state.best, weight)
+            return _kernels.reduce_columns(prepared, _weighted_gains_over_memo, rows, indices)
+
     else:
         high = row_vector(cap, m, "cap")
+        w = jnp.ones((m,), jnp.float32) if weight is None else weight
+        contribution = _capped_gains_over_memo if weight is None else _weighted_capped_gains
 
         def gains_at(state, indices):
             rows = (jnp.minimum(state.best, high), high)
-            return _kernels.reduce_columns(prepared, _capped_gains_over_memo, rows, indices)
+            if weight is not None:
+                rows = (*rows, w)
+            return _kernels.reduce_columns(prepared, contribution, rows, indices)
 
     def update(state, index):
         return FacilityLocationState(jnp.maximum(state.best, _kernels.column(prepared, index)))
@@ -565,3 +583,15 @@ def _capped_gains_over_memo(entries: jax.Array, covered: jax.Array, cap: jax.Arr
     """Capped contributions max(0, min(K_ij, c_i) - min(m_i, c_i)), ``covered`` being
     min(m_i, c_i)."""
     return jnp.maximum(jnp.minimum(entries, cap) - covered, 0.0)
+
+
+def _weighted_gains_over_memo(entries: jax.Array, memo: jax.Array, weight: jax.Array) -> jax.Array:
+    """Weighted contributions w_i max(0, K_ij - m_i)."""
+    return weight * jnp.maximum(entries - memo, 0.0)
+
+
+def _weighted_capped_gains(
+    entries: jax.Array, covered: jax.Array, cap: jax.Array, weight: jax.Array
+) -> jax.Array:
+    """Weighted capped contributions w_i max(0, min(K_ij, c_i) - min(m_i, c_i))."""
+    return weight * jnp.maximum(jnp.minimum(entries, cap) - covered, 0.0)

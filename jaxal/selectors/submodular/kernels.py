@@ -1,18 +1,25 @@
 """Similarity kernels from embeddings, as submodlib and DISTIL define them.
 
-Two metrics, with F the number of features (D for a plain [N, D] array, C * D for an
+Three metrics, with F the number of features (D for a plain [N, D] array, C * D for an
 :class:`~jaxal.selectors.OuterProduct`):
 
 * ``"cosine"``: K_ij = <x_i, y_j> / (||x_i|| ||y_j||), and 0 when either norm is 0. No
   shift to [0, 1]: signed features give negative similarities.
 * ``"euclidean"``: K_ij = exp(-||x_i - y_j|| / F), the distance *not* squared.
+* ``"gaussian"`` (RBF, with a ``bandwidth`` h > 0): K_ij = exp(-||x_i - y_j||^2 / h^2),
+  the kernel of MaxHerding and UHerding (Bae et al. 2024, 2025; their reference code's
+  ``RBFKernel`` with h = ``delta``). scikit-learn's and scikit-activeml's
+  ``rbf`` kernel exp(-gamma ||x - y||^2) is the same kernel for gamma = 1 / h^2. Not in
+  :data:`METRICS` (the parameter-free names a strategy's ``metric=`` takes): only a
+  :class:`Similarity` or :func:`similarity_kernel` given a ``bandwidth`` computes it.
 
 A square kernel (one point set) has an exact diagonal: 1 for a nonzero point, 0 for a
 zero point under ``"cosine"`` (submodlib's all-pairs kernel, DISTIL's K2), and 1 under
-``"euclidean"``. DISTIL's K1 forces the cosine diagonal to 1 even for a zero point (one line
-on top of these kernels, in the strategies). Its SMI / SCG / SCMI kernels (K3) are mapped by
-K <- (K + 1) / 2 and scaled per block (query columns by eta, private ones by nu): a
-:class:`Similarity` does both on the fly (``shift``, ``block_scales``).
+``"euclidean"`` and ``"gaussian"``. DISTIL's K1 forces the cosine diagonal to 1 even for a
+zero point (one line on top of these kernels, in the strategies). Its SMI / SCG / SCMI
+kernels (K3) are mapped by K <- (K + 1) / 2 and scaled per block (query columns by eta,
+private ones by nu): a :class:`Similarity` does both on the fly (``shift``,
+``block_scales``).
 
 A kernel is either a dense array [M, N] (``similarity_kernel``), or a :class:`Similarity`,
 which keeps only the points and computes the entries it needs, ``chunk_size`` rows at a
@@ -35,6 +42,10 @@ from jaxal._points import OuterProduct, Points
 from jaxal.selectors import _points
 
 METRICS = ("cosine", "euclidean")
+"""The parameter-free metrics, the values of a strategy's ``metric=``."""
+
+KERNEL_METRICS = (*METRICS, "gaussian")
+"""Every metric a :class:`Similarity` computes (``"gaussian"`` needs a ``bandwidth``)."""
 
 STORED_KERNEL_MAX_POINTS = 16_384
 """The largest square kernel that is stored by default (N^2 = 2^28 float32 entries, 1 GB):
@@ -51,7 +62,7 @@ _ROW_ALIGN = 16
 
 @functools.partial(
     jax.tree_util.register_dataclass,
-    data_fields=("rows", "cols", "row_blocks", "col_blocks"),
+    data_fields=("rows", "cols", "row_blocks", "col_blocks", "bandwidth"),
     meta_fields=("metric", "chunk_size", "shift", "block_scales", "normalized"),
 )
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +83,7 @@ class Similarity:
         rows: M points, a float [M, D] array or an ``OuterProduct``.
         cols: N points in the same representation, or None for the square kernel of
             ``rows`` (M = N, exact diagonal: see the module docstring).
-        metric: ``"cosine"`` or ``"euclidean"``.
+        metric: ``"cosine"``, ``"euclidean"`` or ``"gaussian"``.
         chunk_size: at most this many rows per block when a function reduces over the
             rows for R columns (or fills a dense kernel of R columns), and at most
             2^22 / R (a 16 MB block); the M rows are cut into blocks of equal size (a
@@ -89,6 +100,8 @@ class Similarity:
         normalized: the points are unit vectors already (or zero), so the cosine
             kernel is their inner product. ``prepare_kernel`` normalizes the points of a
             cosine Similarity once and sets it, so that no block normalizes them again.
+        bandwidth: h > 0, a float scalar (traced under jit: it may be computed from the
+            data), for ``"gaussian"`` only (required there, None otherwise).
     """
 
     rows: Points
@@ -100,6 +113,7 @@ class Similarity:
     col_blocks: jax.Array | None = None
     block_scales: tuple[tuple[float, ...], ...] | None = None
     normalized: bool = False
+    bandwidth: jax.Array | float | None = None
 
     def __post_init__(self) -> None:
         if self.block_scales is not None:  # hashable: it is static
@@ -129,6 +143,7 @@ def similarity_kernel(
     *,
     metric: str = "cosine",
     chunk_size: int = 2048,
+    bandwidth: jax.Array | float | None = None,
 ) -> jax.Array:
     """The dense kernel K[i, j] = sim(points[i], others[j]) (see the module docstring).
 
@@ -139,15 +154,17 @@ def similarity_kernel(
         points: N points, float [N, D] or an ``OuterProduct``.
         others: M points in the same representation, or None for the square kernel of
             ``points`` (exact diagonal: 1, or 0 for a zero point under cosine).
-        metric: ``"cosine"`` or ``"euclidean"``.
+        metric: ``"cosine"``, ``"euclidean"`` or ``"gaussian"``.
         chunk_size: at most this many rows computed per block.
+        bandwidth: h > 0, with ``"gaussian"`` only: K = exp(-||x - y||^2 / h^2).
 
     Returns:
         float32 [N, M].
     """
     # Prepared here so that errors name the argument, not "kernel" (and the points are
     # normalized once: dense_kernel finds them prepared).
-    prepared = prepare_kernel(Similarity(points, others, metric, chunk_size), "points")
+    sim = Similarity(points, others, metric, chunk_size, bandwidth=bandwidth)
+    prepared = prepare_kernel(sim, "points")
     assert isinstance(prepared, Similarity)
     return dense_kernel(prepared)
 
@@ -216,7 +233,8 @@ def prepare_kernel(
     points of equal width.
     """
     if isinstance(kernel, Similarity):
-        _checks.one_of(kernel.metric, METRICS, "metric")
+        _checks.one_of(kernel.metric, KERNEL_METRICS, "metric")
+        _check_bandwidth(kernel, name)
         _checks.positive_int(kernel.chunk_size, "chunk_size")
         _check_points(kernel.rows, f"{name}.rows")
         if kernel.cols is not None:
@@ -427,7 +445,10 @@ def _block(
         second_sq = _points.sq_norms(second).astype(jnp.float32)
         cross = _points.inner_products(first, second).astype(jnp.float32)
         sq = _points._from_inner(first_sq[:, None], second_sq[None, :], cross)
-        values = jnp.exp(-jnp.sqrt(jnp.maximum(sq, 0.0)) / _n_features(first))
+        if sim.metric == "gaussian":
+            values = gaussian(sq, sim.bandwidth)
+        else:
+            values = jnp.exp(-jnp.sqrt(jnp.maximum(sq, 0.0)) / _n_features(first))
     if sim.shift:
         values = 0.5 * (values + 1.0)
     if sim.block_scales is not None:
@@ -461,6 +482,32 @@ def _diagonal_at(sim: Similarity, points: Points, index: jax.Array) -> jax.Array
         blocks = _blocks(sim.row_blocks, sim.shape[0])[index]
         values = values * jnp.diagonal(jnp.asarray(sim.block_scales, jnp.float32))[blocks]
     return values
+
+
+def gaussian(sq_distances: jax.Array, bandwidth: jax.Array | float | None) -> jax.Array:
+    """float32: the Gaussian kernel exp(-d^2 / h^2) of squared distances d^2 (negative
+    rounding errors count as 0). Decreasing in d^2: the largest kernel value over a set
+    is the value at the smallest squared distance."""
+    h = jnp.asarray(bandwidth, jnp.float32)
+    return jnp.exp(-jnp.maximum(sq_distances, 0.0).astype(jnp.float32) / (h * h))
+
+
+def _check_bandwidth(sim: Similarity, name: str) -> None:
+    """A ``"gaussian"`` Similarity has a positive scalar bandwidth; others none."""
+    if sim.metric != "gaussian":
+        if sim.bandwidth is not None:
+            raise ValueError(f"{name}: bandwidth applies to metric='gaussian' only")
+        return
+    if sim.bandwidth is None:
+        raise ValueError(f"{name}: metric='gaussian' needs a bandwidth h > 0")
+    if jnp.ndim(sim.bandwidth) != 0:
+        raise ValueError(f"{name}.bandwidth must be a scalar, got shape {jnp.shape(sim.bandwidth)}")
+    _checks.require(
+        sim.bandwidth,
+        lambda xp, h: xp.isfinite(h) & (h > 0),
+        f"{name}.bandwidth must be finite and > 0, got {{}}",
+        lambda xp, h: h,
+    )
 
 
 def _block_scale(sim: Similarity, row_index: jax.Array, col_index: jax.Array) -> jax.Array:
