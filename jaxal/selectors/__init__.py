@@ -37,6 +37,7 @@ from jaxal.selectors._kmeans import kmeans as kmeans
 from jaxal.selectors._kmeans import kmeans_clusters as kmeans_clusters
 from jaxal.selectors._kmeans import lloyd as lloyd
 from jaxal.selectors._kmeans import nearest_distinct as nearest_distinct
+from jaxal.selectors._points import fold_member_blocks as fold_member_blocks
 from jaxal.selectors._points import min_sq_distances_to_members as min_sq_distances_to_members
 from jaxal.selectors._points import sq_distances as sq_distances
 from jaxal.selectors._points import sq_norms as sq_norms

@@ -7,6 +7,9 @@ O(C + D) instead of O(C * D).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -61,14 +64,45 @@ def min_sq_distances_to_members(
 ) -> jax.Array:
     """float [N]: squared distance of every point to the nearest member, +inf if none.
 
-    The members are gathered in chunks of ``chunk_size`` and a ``lax.while_loop`` runs only
-    as many chunks as there are members, so the cost is O(N * L * D) for L members with
-    static shapes, and the memory O(N * chunk_size).
+    Cost O(N * L * D) for L members, memory O(N * chunk_size) (:func:`fold_member_blocks`).
 
     Args:
         points: N points.
         members: bool [N], the reference set (e.g. the labeled points).
         points_sq: ``sq_norms(points)`` [N].
+        chunk_size: members per chunk, a Python int >= 1.
+    """
+    n = members.shape[0]
+
+    def nearest(carry, index, distances):
+        distances = jnp.where(index[None, :] < n, distances, jnp.inf)
+        return jnp.minimum(carry, jnp.min(distances, axis=1))
+
+    initial = jnp.full((n,), jnp.inf, points_sq.dtype)
+    return fold_member_blocks(points, members, points_sq, nearest, initial, chunk_size)
+
+
+def fold_member_blocks(
+    points: Points,
+    members: jax.Array,
+    points_sq: jax.Array,
+    fold: Callable[[Any, jax.Array, jax.Array], Any],
+    initial: Any,
+    chunk_size: int = 128,
+) -> Any:
+    """Fold ``fold(carry, index, sq)`` over the members, ``chunk_size`` at a time.
+
+    ``index`` int32 [chunk_size] holds the members' indices (N in padding slots) and ``sq``
+    float [N, chunk_size] every point's squared distance to them. The members are gathered
+    in chunks and a ``lax.while_loop`` runs only as many chunks as there are members: cost
+    O(N * L * D) for L members with static shapes, memory O(N * chunk_size).
+
+    Args:
+        points: N points.
+        members: bool [N].
+        points_sq: ``sq_norms(points)`` [N].
+        fold: ``(carry, index [chunk_size], sq [N, chunk_size]) -> carry``.
+        initial: the carry before the first chunk.
         chunk_size: members per chunk, a Python int >= 1.
     """
     n = members.shape[0]
@@ -82,14 +116,12 @@ def min_sq_distances_to_members(
         return chunk * chunk_size < member_count
 
     def step(state):
-        chunk, nearest = state
+        chunk, carry = state
         index = jax.lax.dynamic_slice(member_index, (chunk * chunk_size,), (chunk_size,))
         distances = sq_distances(points, gather(points, jnp.minimum(index, n - 1)), points_sq)
-        distances = jnp.where(index[None, :] < n, distances, jnp.inf)
-        return chunk + 1, jnp.minimum(nearest, jnp.min(distances, axis=1))
+        return chunk + 1, fold(carry, index, distances)
 
-    initial = (jnp.int32(0), jnp.full((n,), jnp.inf, points_sq.dtype))
-    return jax.lax.while_loop(more, step, initial)[1]
+    return jax.lax.while_loop(more, step, (jnp.int32(0), initial))[1]
 
 
 def nearest(

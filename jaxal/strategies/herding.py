@@ -36,7 +36,7 @@ import jax.numpy as jnp
 from jaxal import _checks, scores, selectors
 from jaxal.model import Model, forward, softmax
 from jaxal.pool import Pool
-from jaxal.selectors import STORED_KERNEL_MAX_POINTS
+from jaxal.selectors import STORED_KERNEL_MAX_POINTS, fold_member_blocks
 from jaxal.selectors.submodular.kernels import gaussian
 from jaxal.strategies._base import (
     DEFAULT_BATCH_SIZE,
@@ -251,9 +251,9 @@ def adaptive_bandwidth(
     ``default`` when no two distinct labeled points exist (UHerding's adaptive bandwidth).
 
     The labeled points are gathered ``chunk_size`` at a time against all points
-    (``lax.while_loop`` over as many chunks as there are labeled points): O(N * L * D)
-    work, O(N * chunk_size) memory. Distances within float32 rounding of 0 count as 0
-    (duplicates), as ``jaxal.selectors.sq_distances`` rounds them.
+    (``jaxal.selectors.fold_member_blocks``): O(N * L * D) work, O(N * chunk_size)
+    memory. Distances within float32 rounding of 0 count as 0 (duplicates), as
+    ``jaxal.selectors.sq_distances`` rounds them.
 
     Args:
         points: float [N, D].
@@ -262,25 +262,15 @@ def adaptive_bandwidth(
         chunk_size: labeled points per block.
     """
     n = labeled.shape[0]
-    chunk_size = min(chunk_size, n)
-    padded = -(-n // chunk_size) * chunk_size
-    member_index = jnp.nonzero(labeled, size=padded, fill_value=n)[0]
-    count = jnp.sum(labeled)
-    points_sq = selectors.sq_norms(points)
 
-    def more(state):
-        chunk, _ = state
-        return chunk * chunk_size < count
-
-    def step(state):
-        chunk, smallest = state
-        index = jax.lax.dynamic_slice(member_index, (chunk * chunk_size,), (chunk_size,))
-        chunk_points = selectors.gather(points, jnp.minimum(index, n - 1))
-        sq = selectors.sq_distances(points, chunk_points, points_sq)  # [N, chunk]
+    def smallest_nonzero(carry, index, sq):
         valid = labeled[:, None] & (index[None, :] < n) & (sq > 0)
-        return chunk + 1, jnp.minimum(smallest, jnp.min(jnp.where(valid, sq, jnp.inf)))
+        return jnp.minimum(carry, jnp.min(jnp.where(valid, sq, jnp.inf)))
 
-    _, smallest = jax.lax.while_loop(more, step, (jnp.int32(0), jnp.float32(jnp.inf)))
+    smallest = fold_member_blocks(
+        points, labeled, selectors.sq_norms(points), smallest_nonzero, jnp.float32(jnp.inf),
+        chunk_size,
+    )  # fmt: skip
     return jnp.where(jnp.isfinite(smallest), jnp.sqrt(smallest), jnp.float32(default))
 
 
