@@ -97,6 +97,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import _workload  # noqa: E402
+from _report import fmt  # noqa: E402
 
 JAXAL_BATCH_SIZE = 8192  # the whole pool per forward chunk, as benchmarks/strategies.py
 ATTACK_BATCH_SIZE = 512  # the attacks' own default chunk
@@ -1106,12 +1107,6 @@ def perturbation_agreement(name, distil, jaxal_out, d, j) -> dict[str, Any]:
 # --- output ---------------------------------------------------------------------------------
 
 
-def fmt_s(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.0f}" if value >= 1000 else f"{value:.3g}"
-
-
 def markdown_table(rows: list[dict]) -> str:
     lines = [
         "| strategy | N | budget | DISTIL s | jaxal s | jaxal compile s | speed-up "
@@ -1130,8 +1125,8 @@ def markdown_table(rows: list[dict]) -> str:
             f"{row['n']:,}",
             str(row["budget"]),
             distil_cell(distil),
-            fmt_s(jaxal.get("median_s")) or jaxal.get("status", ""),
-            fmt_s(jaxal.get("compile_s")),
+            fmt(jaxal.get("median_s")) or jaxal.get("status", ""),
+            fmt(jaxal.get("compile_s")),
             f"{speedup:.3g}x" if speedup else "",
             peak,
             row.get("agreement", {}).get("summary", "").replace("|", "/"),
@@ -1144,7 +1139,7 @@ def markdown_table(rows: list[dict]) -> str:
 def distil_cell(distil: dict) -> str:
     status = distil.get("status")
     if distil.get("median_s") is not None:
-        text = fmt_s(distil["median_s"])
+        text = fmt(distil["median_s"])
         return text + ("*" if distil.get("calls", 0) < distil.get("repeats", 0) else "")
     if status == "timeout":
         return f"> {distil['timeout']:.0f} s"
@@ -1473,7 +1468,7 @@ def main(argv: list[str] | None = None) -> None:
                 log(
                     f"  {name} N={n:,} budget={budget}: DISTIL {distil_cell(row['distil'])}"
                     f"{' s' if row['distil'].get('median_s') else ''}, jaxal "
-                    f"{fmt_s(jaxal_s) + ' s' if jaxal_s else row['jaxal']['status']}; "
+                    f"{fmt(jaxal_s) + ' s' if jaxal_s else row['jaxal']['status']}; "
                     f"{row.get('agreement', {}).get('summary', '')}"
                 )
 

@@ -102,7 +102,9 @@ DROPQUERY_SAMPLES = 3
 DROPQUERY_RATE = 0.75
 KMEANS = {"n_init": 1, "max_iter": 100, "tol": 1e-4}
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import REPO_ROOT, fmt, jaxal_commit  # noqa: E402
+
 STRATEGIES = ("maxherding", "typiclust", "probcover", "dropquery")
 
 # jaxal: registry name -> hyperparameters (maxherding, typiclust and probcover take the
@@ -428,12 +430,6 @@ def overlap(a: list[int] | None, b: list[int] | None, budget: int) -> float | No
     return len(set(a) & set(b)) / budget
 
 
-def fmt(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.0f}" if value >= 1000 else f"{value:.3g}"
-
-
 def seconds_cell(side: dict) -> str:
     if side.get("median_s") is None:
         return f"{side.get('status')}: {side.get('error', '')}".replace("|", "/")
@@ -510,25 +506,6 @@ def environment(info: dict[str, Any]) -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "jaxal_commit": jaxal_commit(),
     }
-
-
-def jaxal_commit() -> str | None:
-    """The short commit of this checkout, "+dirty" with uncommitted changes to tracked
-    files; None outside a git checkout."""
-    root = REPO_ROOT
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "diff", "--quiet", "HEAD", "--"], check=False
-        ).returncode
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
 
 
 # --- main ---------------------------------------------------------------------------------

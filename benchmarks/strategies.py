@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -56,6 +55,9 @@ import numpy as np
 
 import jaxal
 from jaxal.model import forward, mc_map
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import fmt, jaxal_commit  # noqa: E402
 
 FEATURES = 64
 HIDDEN = 128
@@ -296,13 +298,6 @@ def uses_model(name: str) -> bool:
 
 
 # --- output -------------------------------------------------------------------------------
-
-
-def fmt(value: float | None) -> str:
-    """Seconds to three significant digits; blank for None."""
-    if value is None:
-        return ""
-    return f"{value:.0f}" if value >= 1000 else f"{value:.3g}"
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -547,25 +542,6 @@ def merge_into(kept_path: Path, report: dict[str, Any]) -> None:
         }
     )
     kept_path.write_text(json.dumps(kept, indent=1) + "\n")
-
-
-def jaxal_commit() -> str | None:
-    """The short commit of the checkout this runs from, "+dirty" with uncommitted changes
-    to tracked files; None outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "diff", "--quiet", "HEAD", "--"], check=False
-        ).returncode
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":
