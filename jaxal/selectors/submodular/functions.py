@@ -207,7 +207,7 @@ def graph_cut(kernel: Kernel, *, lambda_: float, ground: jax.Array | None = None
         ground: bool [N], the elements in V for the coverage term (default all).
 
     Returns:
-        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
+        A :class:`SubmodularFn` over the N columns of the kernel.
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -244,7 +244,7 @@ def saturated_coverage(
         ground: bool [N], V for both sums (default all).
 
     Returns:
-        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
+        A :class:`SubmodularFn` over the N columns of the kernel.
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -292,7 +292,7 @@ def sum_redundancy(kernel: Kernel) -> SubmodularFn:
         kernel: symmetric float [N, N] or a square Similarity.
 
     Returns:
-        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
+        A :class:`SubmodularFn` over the N columns of the kernel.
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -326,7 +326,7 @@ def feature_based(
         weights: float [F], w (default all ones).
 
     Returns:
-        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
+        A :class:`SubmodularFn` over the N rows of the features.
     """
     features = jnp.asarray(features)
     if features.ndim != 2:
@@ -382,7 +382,7 @@ def log_determinant(kernel: Kernel, *, lambda_: float) -> SubmodularFn:
         lambda_: the diagonal regularizer, >= 0.
 
     Returns:
-        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
+        A :class:`SubmodularFn` over the N columns of the kernel.
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -463,7 +463,7 @@ def disparity_sum(kernel: Kernel) -> SubmodularFn:
         kernel: symmetric float [N, N] or a square Similarity.
 
     Returns:
-        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
+        A :class:`SubmodularFn` over the N columns of the kernel.
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
@@ -493,7 +493,7 @@ def disparity_min(kernel: Kernel) -> SubmodularFn:
         kernel: symmetric float [N, N] or a square Similarity.
 
     Returns:
-        A :class:`SubmodularFn` over the N columns of the kernel (rows of the features).
+        A :class:`SubmodularFn` over the N columns of the kernel.
     """
     prepared = _kernels.prepare_kernel(kernel, square=True)
     n = _kernels.kernel_shape(prepared)[1]
