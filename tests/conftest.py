@@ -134,6 +134,20 @@ def softmax(logits):
     return shifted / shifted.sum(-1, keepdims=True)
 
 
+BLOB_POINTS, BLOB_FEATURES, BLOB_CLASSES = 64, 16, 3
+
+
+@pytest.fixture(scope="session")
+def blobs():
+    """Three well separated Gaussian blobs: x [BLOB_POINTS, BLOB_FEATURES], y [BLOB_POINTS]
+    in [0, BLOB_CLASSES) (the trainer tests, linen and nnx)."""
+    rng = np.random.default_rng(0)
+    y = np.arange(BLOB_POINTS) % BLOB_CLASSES
+    centers = rng.normal(size=(BLOB_CLASSES, BLOB_FEATURES)) * 3.0
+    x = (centers[y] + rng.normal(size=(BLOB_POINTS, BLOB_FEATURES))).astype(np.float32)
+    return jnp.asarray(x), jnp.asarray(y, jnp.int32)
+
+
 @pytest.fixture(scope="session")
 def mlp():
     module = DropoutMLP()

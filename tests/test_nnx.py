@@ -11,8 +11,10 @@ from flax import nnx
 
 import jaxal
 from jaxal import train
+from tests.conftest import BLOB_CLASSES as C
+from tests.conftest import BLOB_FEATURES as D
+from tests.conftest import BLOB_POINTS as N
 
-N, D, C = 64, 16, 3
 LABELED = 12
 BUDGET = 6
 
@@ -53,16 +55,6 @@ def _assert_trees_equal(a, b):
         np.testing.assert_array_equal(u, v)
 
     jax.tree.map(same, a, b)
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    """Three well separated Gaussian blobs in 16 dimensions: x [64, 16], y [64]."""
-    rng = np.random.default_rng(0)
-    y = np.arange(N) % C
-    centers = rng.normal(size=(C, D)) * 3.0
-    x = (centers[y] + rng.normal(size=(N, D))).astype(np.float32)
-    return jnp.asarray(x), jnp.asarray(y, jnp.int32)
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,8 @@ import pytest
 
 import jaxal
 from jaxal import train
-
-N, D, C = 64, 16, 3
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    """Three well separated Gaussian blobs in 16 dimensions: x [64, 16], y [64]."""
-    rng = np.random.default_rng(0)
-    y = np.arange(N) % C
-    centers = rng.normal(size=(C, D)) * 3.0
-    x = (centers[y] + rng.normal(size=(N, D))).astype(np.float32)
-    return jnp.asarray(x), jnp.asarray(y, jnp.int32)
+from tests.conftest import BLOB_CLASSES as C
+from tests.conftest import BLOB_POINTS as N
 
 
 @pytest.fixture(scope="module")
