@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,12 @@ def fmt(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.0f}" if value >= 1000 else f"{value:.3g}"
+
+
+def repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository root (``../x`` outside it), as reports record
+    paths: the same on every machine that has the same layout."""
+    return os.path.relpath(Path(path).resolve(), REPO_ROOT)
 
 
 def jaxal_commit() -> str | None:

@@ -97,7 +97,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import _workload  # noqa: E402
-from _report import fmt  # noqa: E402
+from _report import fmt, repo_relative  # noqa: E402
 
 JAXAL_BATCH_SIZE = 8192  # the whole pool per forward chunk, as benchmarks/strategies.py
 ATTACK_BATCH_SIZE = 512  # the attacks' own default chunk
@@ -1343,7 +1343,7 @@ def main(argv: list[str] | None = None) -> None:
         report = {
             "environment": env,
             "settings": {
-                k: (str(v) if isinstance(v, Path) else v)
+                k: (repo_relative(v) if isinstance(v, Path) else v)
                 for k, v in vars(args).items()
                 if k != "jaxal_job"
             }

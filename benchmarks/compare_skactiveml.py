@@ -103,7 +103,7 @@ DROPQUERY_RATE = 0.75
 KMEANS = {"n_init": 1, "max_iter": 100, "tol": 1e-4}
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import REPO_ROOT, fmt, jaxal_commit  # noqa: E402
+from _report import REPO_ROOT, fmt, jaxal_commit, repo_relative  # noqa: E402
 
 STRATEGIES = ("maxherding", "typiclust", "probcover", "dropquery")
 
@@ -243,7 +243,7 @@ def jaxal_info() -> dict[str, Any]:
     device = jax.devices()[0]
     return {
         "registry": sorted(jaxal.strategies.REGISTRY),
-        "jaxal_path": str(Path(jaxal.__file__).resolve().parent),
+        "jaxal_path": repo_relative(Path(jaxal.__file__).parent),
         "jax": jax.__version__,
         "jaxal": jaxal.__version__,
         "backend": jax.default_backend(),
