@@ -46,3 +46,53 @@ def map_chunks(
     if len(parts) == 1:
         return parts[0]
     return jax.tree.map(lambda *leaves: jnp.concatenate(leaves, axis=0), *parts)
+
+
+def fold_leading_rows(
+    fn: Callable[..., Any],
+    arrays: tuple[jax.Array, ...],
+    count: jax.Array | int,
+    out: Any,
+    chunk_size: int,
+) -> Any:
+    """Update ``out`` block by block over the first ``count`` rows only.
+
+    A ``lax.while_loop`` visits blocks of ``chunk_size`` rows from row 0 until ``count``
+    rows are covered, so the cost follows ``count`` (a traced value), not N; rows past the
+    last block keep their value in ``out``. The last block starts at N - chunk_size at the
+    latest, so it may revisit rows of the block before it: ``fn`` must give those rows the
+    same result again (a pure function of the block does).
+
+    Args:
+        fn: ``fn(*blocks, out_block) -> out_block`` where each block is
+            ``array[s:s + B]`` and ``out_block`` the same rows of every leaf of ``out``.
+        arrays: arrays with the same leading axis N.
+        count: int scalar in [0, N] (may be traced), the rows that must be visited.
+        out: a pytree of arrays with leading axis N, the initial values.
+        chunk_size: B, a Python int >= 1.
+
+    Returns:
+        ``out`` with the visited rows replaced by ``fn``'s results.
+    """
+    n = arrays[0].shape[0]
+    chunk_size = min(chunk_size, n)
+
+    def more(state):
+        return state[0] * chunk_size < count
+
+    def block(state):
+        step, current = state
+        start = jnp.minimum(step * chunk_size, n - chunk_size)
+        rows = [jax.lax.dynamic_slice_in_dim(a, start, chunk_size) for a in arrays]
+        old = jax.tree.map(
+            lambda leaf: jax.lax.dynamic_slice_in_dim(leaf, start, chunk_size), current
+        )
+        new = fn(*rows, old)
+        current = jax.tree.map(
+            lambda leaf, part: jax.lax.dynamic_update_slice_in_dim(leaf, part, start, 0),
+            current,
+            new,
+        )
+        return step + 1, current
+
+    return jax.lax.while_loop(more, block, (jnp.int32(0), out))[1]

@@ -1,12 +1,138 @@
-"""k-means clustering of the candidates, then one distinct candidate per center."""
+"""k-means clustering of the candidates, then one distinct candidate per center.
+
+The candidates are gathered to the front of the array once; every pass (seeding, Lloyd's
+assignment, the final nearest candidates) then runs over row blocks only as far as their
+count, and over center blocks only as far as the active centers. The cost follows the
+candidates and clusters of the call, while the shapes stay static.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxal._chunks import fold_leading_rows
 from jaxal.selectors import _points
 from jaxal.selectors._greedy import kmeans_plusplus
+
+# Rows per block of a pass over the candidates.
+ROW_BLOCK = 1024
+# Centers per block of a nearest-center search.
+CENTER_BLOCK = 256
+
+
+class _Packed(NamedTuple):
+    """The candidates gathered to the front.
+
+    rows: float [N, D], the candidates in index order, then arbitrary points.
+    index: int32 [N], each row's position in the original array (N past the candidates).
+    count: int32 scalar, the number of candidates.
+    """
+
+    rows: jax.Array
+    index: jax.Array
+    count: jax.Array
+
+
+def _pack(points: jax.Array, mask: jax.Array) -> _Packed:
+    """The rows of ``points`` [N, D] where ``mask`` [N] holds, first, in index order."""
+    n = mask.shape[0]
+    index = jnp.nonzero(mask, size=n, fill_value=n)[0].astype(jnp.int32)
+    return _Packed(points[jnp.minimum(index, n - 1)], index, jnp.sum(mask).astype(jnp.int32))
+
+
+def _unpack(packed: _Packed, positions: jax.Array) -> jax.Array:
+    """int32 [K]: the original indices of packed ``positions`` [K] (-1 stays -1)."""
+    return jnp.where(positions >= 0, packed.index[jnp.maximum(positions, 0)], -1)
+
+
+def _nearest_in_block(
+    block: jax.Array, block_sq: jax.Array, centers: jax.Array, n_centers: jax.Array | int
+) -> tuple[jax.Array, jax.Array]:
+    """Nearest of the first ``n_centers`` (>= 1) of ``centers`` [K, D] for ``block`` [B, D].
+
+    Returns (int32 [B], ties to the lower center; float [B] squared distance).
+    """
+    k = centers.shape[0]
+    width = min(CENTER_BLOCK, k)
+
+    def more(state):
+        return state[0] * width < n_centers
+
+    def visit(state):
+        step, best, best_sq = state
+        start = jnp.minimum(step * width, k - width)
+        columns = jax.lax.dynamic_slice_in_dim(centers, start, width)
+        sq = _points.sq_distances(block, columns, block_sq)
+        ids = start + jnp.arange(width, dtype=jnp.int32)
+        sq = jnp.where(ids[None, :] < n_centers, sq, jnp.inf)
+        local = jnp.argmin(sq, axis=1).astype(jnp.int32)
+        local_sq = jnp.min(sq, axis=1)
+        better = local_sq < best_sq  # a revisited center ties: the earlier stays
+        return (
+            step + 1,
+            jnp.where(better, start + local, best),
+            jnp.where(better, local_sq, best_sq),
+        )
+
+    b = block.shape[0]
+    initial = (jnp.int32(0), jnp.zeros((b,), jnp.int32), jnp.full((b,), jnp.inf, block.dtype))
+    _, best, best_sq = jax.lax.while_loop(more, visit, initial)
+    return best, best_sq
+
+
+def _nearest_leading(
+    rows: jax.Array, count: jax.Array | int, centers: jax.Array, n_centers: jax.Array | int
+) -> tuple[jax.Array, jax.Array]:
+    """For the first ``count`` of ``rows`` [N, D], the nearest of the first ``n_centers``
+    centers (ties to the lower index) and its squared distance; the other rows hold
+    (0, 0). Cost O(count * n_centers * D) (block granularity), memory O(ROW_BLOCK *
+    CENTER_BLOCK). Returns (int32 [N], float [N])."""
+    n = rows.shape[0]
+
+    def block(x, x_sq, _old):
+        return _nearest_in_block(x, x_sq, centers, n_centers)
+
+    out = (jnp.zeros((n,), jnp.int32), jnp.zeros((n,), rows.dtype))
+    return fold_leading_rows(block, (rows, _points.sq_norms(rows)), count, out, ROW_BLOCK)
+
+
+def _lloyd(
+    rows: jax.Array,
+    count: jax.Array | int,
+    centers: jax.Array,
+    n_centers: jax.Array | int,
+    max_iter: int,
+    tol: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Lloyd over the first ``count`` rows [N, D] with the first ``n_centers`` of
+    ``centers`` [K, D] taking members (see :func:`lloyd`). Returns (float [K, D], inertia)."""
+    n, k = rows.shape[0], centers.shape[0]
+    weights = (jnp.arange(n) < count).astype(rows.dtype)
+
+    def assign(centers):
+        assignment, sq = _nearest_leading(rows, count, centers, n_centers)
+        return assignment, jnp.sum(sq * weights)
+
+    def more(state):
+        iteration, _, _, previous, inertia = state
+        improving = previous - inertia > tol * previous
+        return (iteration < max_iter) & ((iteration == 0) | improving)
+
+    def step(state):
+        iteration, centers, assignment, _, inertia = state
+        sums = jax.ops.segment_sum(rows * weights[:, None], assignment, num_segments=k)
+        sizes = jax.ops.segment_sum(weights, assignment, num_segments=k)
+        moved = jnp.where(sizes[:, None] > 0, sums / jnp.maximum(sizes, 1.0)[:, None], centers)
+        new_assignment, new_inertia = assign(moved)
+        return iteration + 1, moved, new_assignment, inertia, new_inertia
+
+    assignment, inertia = assign(centers)
+    initial = (jnp.int32(0), centers, assignment, inertia, inertia)
+    _, centers, _, _, inertia = jax.lax.while_loop(more, step, initial)
+    return centers, inertia
 
 
 def lloyd(
@@ -23,7 +149,8 @@ def lloyd(
     the mean of its members; a cluster that empties keeps its previous center, so no center
     is ever undefined. It stops when an iteration lowers the inertia (summed squared
     distance to the nearest center) by no more than ``tol`` times the inertia before it.
-    Cost O(N * K * D) per iteration; memory O(chunk * K).
+    Cost O(M * A * D) per iteration for M candidates and A active centers (whatever N and
+    K); memory O(N * D) for the gathered candidates.
 
     Args:
         embeddings: float [N, D].
@@ -38,34 +165,45 @@ def lloyd(
     Returns:
         (centers float [K, D], inertia: float scalar of the returned centers).
     """
-    weights = candidates.astype(embeddings.dtype)
+    packed = _pack(embeddings, candidates)
     k = centers.shape[0]
+    if active is None:
+        order, n_centers = jnp.arange(k), k
+    else:
+        order = jnp.argsort(~active, stable=True)
+        n_centers = jnp.sum(active).astype(jnp.int32)
+    moved, inertia = _lloyd(packed.rows, packed.count, centers[order], n_centers, max_iter, tol)
+    return jnp.zeros_like(centers).at[order].set(moved), inertia
 
-    def assign(centers):
-        assignment, distances = _points.nearest(embeddings, centers, active=active)
-        return assignment, jnp.sum(distances * weights)
 
-    def more(state):
-        iteration, _, _, previous, inertia = state
-        improving = previous - inertia > tol * previous
-        return (iteration < max_iter) & ((iteration == 0) | improving)
+def _nearest_distinct(rows: jax.Array, count: jax.Array, centers: jax.Array) -> jax.Array:
+    """int32 [K]: for each center in order, the nearest of the first ``count`` rows
+    [N, D] not taken by an earlier center (lowest row on ties); -1 once none is left."""
+    n, k = rows.shape[0], centers.shape[0]
+    rows_sq = _points.sq_norms(rows)
+    unreached = jnp.full((n,), jnp.inf, rows.dtype)
 
-    def step(state):
-        iteration, centers, assignment, _, inertia = state
-        sums = jax.ops.segment_sum(embeddings * weights[:, None], assignment, num_segments=k)
-        sizes = jax.ops.segment_sum(weights, assignment, num_segments=k)
-        moved = jnp.where(sizes[:, None] > 0, sums / jnp.maximum(sizes, 1.0)[:, None], centers)
-        new_assignment, new_inertia = assign(moved)
-        return iteration + 1, moved, new_assignment, inertia, new_inertia
+    def step(t, state):
+        available, picked = state
+        center = centers[t][None, :]
 
-    assignment, inertia = assign(centers)
-    initial = (jnp.int32(0), centers, assignment, inertia, inertia)
-    _, centers, _, _, inertia = jax.lax.while_loop(more, step, initial)
-    return centers, inertia
+        def to_center(block, block_sq, _old):
+            return _points.sq_distances(block, center, block_sq)[:, 0]
+
+        distances = fold_leading_rows(to_center, (rows, rows_sq), count, unreached, ROW_BLOCK)
+        index = jnp.argmin(jnp.where(available, distances, jnp.inf)).astype(jnp.int32)
+        index = jnp.where(jnp.any(available), index, -1)
+        available = available.at[jnp.where(index < 0, n, index)].set(False, mode="drop")
+        return available, picked.at[t].set(index)
+
+    initial = (jnp.arange(n) < count, jnp.full((k,), -1, jnp.int32))
+    return jax.lax.fori_loop(0, k, step, initial)[1]
 
 
 def nearest_distinct(embeddings: jax.Array, candidates: jax.Array, centers: jax.Array) -> jax.Array:
     """For each center in order, the nearest candidate not taken by an earlier center.
+
+    Cost O(K * M * D) for M candidates.
 
     Args:
         embeddings: float [N, D].
@@ -75,20 +213,8 @@ def nearest_distinct(embeddings: jax.Array, candidates: jax.Array, centers: jax.
     Returns:
         int32 [K], distinct candidates (lowest index on ties); -1 once none is left.
     """
-    n = candidates.shape[0]
-    embeddings_sq = _points.sq_norms(embeddings)
-
-    def step(t, state):
-        available, picked = state
-        distances = _points.sq_distances(embeddings, centers[t][None, :], embeddings_sq)[:, 0]
-        index = jnp.argmin(jnp.where(available, distances, jnp.inf)).astype(jnp.int32)
-        index = jnp.where(jnp.any(available), index, -1)
-        available = available.at[jnp.where(index < 0, n, index)].set(False, mode="drop")
-        return available, picked.at[t].set(index)
-
-    k = centers.shape[0]
-    initial = (candidates, jnp.full((k,), -1, jnp.int32))
-    return jax.lax.fori_loop(0, k, step, initial)[1]
+    packed = _pack(embeddings, candidates)
+    return _unpack(packed, _nearest_distinct(packed.rows, packed.count, centers))
 
 
 def kmeans(
@@ -105,7 +231,8 @@ def kmeans(
 
     Runs ``n_init`` k-means++ seedings, each refined by :func:`lloyd`, keeps the run with the
     lowest inertia (the first on ties), and returns :func:`nearest_distinct` of its centers.
-    Cost per run O(max_iter * N * budget * D).
+    Cost per run O(max_iter * M * budget * D) for M candidates (the rest of the N points
+    cost nothing but one gather).
 
     Args:
         embeddings: float [N, D].
@@ -118,15 +245,19 @@ def kmeans(
     Returns:
         int32 [budget], distinct candidates; -1 where fewer than ``budget`` candidates exist.
     """
+    packed = _pack(embeddings, candidates)
+    leading = jnp.arange(candidates.shape[0]) < packed.count
 
     def one_run(run_key):
-        seeds = kmeans_plusplus(embeddings, candidates, jax.random.uniform(run_key, (budget,)))
+        uniforms = jax.random.uniform(run_key, (budget,))
+        seeds = kmeans_plusplus(packed.rows, leading, uniforms, rows=packed.count)
         # Unfilled seeds (-1: fewer candidates than clusters) start at an arbitrary point.
-        return lloyd(embeddings, candidates, embeddings[jnp.maximum(seeds, 0)], max_iter, tol)
+        start = packed.rows[jnp.maximum(seeds, 0)]
+        return _lloyd(packed.rows, packed.count, start, budget, max_iter, tol)
 
     all_centers, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
     best = jnp.argmin(inertias)
-    return nearest_distinct(embeddings, candidates, all_centers[best])
+    return _unpack(packed, _nearest_distinct(packed.rows, packed.count, all_centers[best]))
 
 
 def kmeans_clusters(
@@ -145,8 +276,9 @@ def kmeans_clusters(
     Centers live in a static array of ``max_clusters`` rows; the first ``n_clusters`` of a
     k-means++ seeding over all ``max_clusters`` (its picks are sequential, so they are
     exactly a seeding of ``n_clusters``) start :func:`lloyd` with the rest inactive. Best of
-    ``n_init`` runs by inertia (the first on ties). Cost per run O(max_clusters * N * D)
-    for the seeding plus O(max_iter * N * max_clusters * D); memory O(chunk * max_clusters).
+    ``n_init`` runs by inertia (the first on ties). Cost per run O(n_clusters * M * D) for
+    the seeding plus O(max_iter * M * n_clusters * D) for M members: the static maximum
+    costs nothing; memory O(N * D) for the gathered members.
 
     Args:
         embeddings: float [N, D].
@@ -161,17 +293,18 @@ def kmeans_clusters(
         int32 [N]: every point's cluster (its nearest active center, ties to the lower
         cluster id), in [0, max_clusters); cluster ids follow the seeding order.
     """
-    count = jnp.minimum(jnp.maximum(jnp.asarray(n_clusters, jnp.int32), 1), max_clusters)
+    n = members.shape[0]
+    packed = _pack(embeddings, members)
+    leading = jnp.arange(n) < packed.count
+    wanted = jnp.minimum(jnp.asarray(n_clusters, jnp.int32), max_clusters)
+    n_active = jnp.maximum(jnp.minimum(wanted, packed.count), 1)
 
     def one_run(run_key):
-        seeds = kmeans_plusplus(embeddings, members, jax.random.uniform(run_key, (max_clusters,)))
-        active = (jnp.arange(max_clusters) < count) & (seeds >= 0)
-        active = active.at[0].set(True)  # with no member at all, one center still exists
-        start = embeddings[jnp.maximum(seeds, 0)]
-        centers, inertia = lloyd(embeddings, members, start, max_iter, tol, active)
-        return centers, active, inertia
+        uniforms = jax.random.uniform(run_key, (max_clusters,))
+        seeds = kmeans_plusplus(packed.rows, leading, uniforms, picks=n_active, rows=packed.count)
+        start = packed.rows[jnp.maximum(seeds, 0)]
+        return _lloyd(packed.rows, packed.count, start, n_active, max_iter, tol)
 
-    all_centers, all_active, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
+    all_centers, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
     best = jnp.argmin(inertias)
-    assignment, _ = _points.nearest(embeddings, all_centers[best], active=all_active[best])
-    return assignment
+    return _nearest_leading(embeddings, n, all_centers[best], n_active)[0]

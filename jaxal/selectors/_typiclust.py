@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -41,8 +44,13 @@ def typical_per_cluster(
     n = 1: the single candidate). That is the highest typicality 1 / mean distance; ties
     go to the lower index.
 
-    Cost per pick O(n_c^2 * D) for a cluster of n_c candidates (chunked, dynamic trip
-    counts) plus O(N); memory O(chunk_size * (chunk_size + neighbors)).
+    The candidates are sorted by cluster once, so each cluster's candidates are one
+    contiguous range; every candidate's typicality within its cluster is computed once
+    up front (a cluster's first pick uses it: nothing of that cluster was picked before),
+    and a cluster visited again by the round robin is recomputed without its picks.
+    Cost O(sum_c n_c^2 * D) for clusters of n_c candidates (block granularity
+    ``chunk_size``) plus O(n_c^2 * D + N) per revisit; memory O(N * D) for the sorted
+    points and O(chunk_size * (chunk_size + neighbors)) per block.
 
     Args:
         points: float [N, D].
@@ -75,11 +83,26 @@ def typical_per_cluster(
     in_ranking = position < n_eligible
     # Eligible positions in round-robin distance from the pointer; small clusters after.
     big = jnp.int32(2 * n_clusters + 1)
-    points_sq = _points.sq_norms(points)
+
+    groups = _Groups.of(points, candidates, assignment, n_clusters)
+    typicality = partial(
+        _mean_neighbor_distances,
+        groups,
+        neighbors=neighbors,
+        squared=squared,
+        chunk_size=min(chunk_size, n),
+    )
+    first_means = typicality(groups.alive, 0, groups.total)
+    first_best = _best_per_cluster(first_means, groups.cluster, n_clusters)
+
+    def revisit(alive, cluster):
+        lo = groups.start[cluster]
+        hi = lo + groups.count[cluster]
+        means = typicality(alive, lo, hi)
+        return jnp.argmin(means).astype(jnp.int32)  # lowest position: lowest index on ties
 
     def step(t, state):
-        remaining, pointer, picked = state
-        left = jax.ops.segment_sum(remaining.astype(jnp.int32), assignment, num_segments=n_clusters)
+        alive, left, visited, pointer, picked = state
         available = left[order] > 0
         rank = jnp.where(
             in_ranking,
@@ -89,69 +112,144 @@ def typical_per_cluster(
         chosen = jnp.argmin(jnp.where(available, rank, big)).astype(jnp.int32)
         any_left = jnp.any(available)
         cluster = order[chosen]
-        pool = remaining & (assignment == cluster)
-        index = _most_typical(points, points_sq, pool, neighbors, squared, chunk_size)
-        index = jnp.where(any_left, index, -1)
+        at = jax.lax.cond(
+            visited[cluster], revisit, lambda _alive, c: first_best[c], alive, cluster
+        )
+        index = jnp.where(any_left, groups.order[at], -1)
         pointer = jnp.where(any_left & (chosen < n_eligible), chosen + 1, pointer)
-        remaining = remaining.at[jnp.where(index < 0, n, index)].set(False, mode="drop")
-        return remaining, pointer, picked.at[t].set(index)
+        alive = alive.at[jnp.where(any_left, at, n)].set(False, mode="drop")
+        left = left.at[cluster].add(jnp.where(any_left, -1, 0))
+        visited = visited.at[cluster].set(True)
+        return alive, left, visited, pointer, picked.at[t].set(index)
 
-    initial = (candidates, jnp.int32(0), jnp.full((budget,), -1, jnp.int32))
-    return jax.lax.fori_loop(0, budget, step, initial)[2]
+    initial = (
+        groups.alive,
+        groups.count,
+        jnp.zeros((n_clusters,), bool),
+        jnp.int32(0),
+        jnp.full((budget,), -1, jnp.int32),
+    )
+    return jax.lax.fori_loop(0, budget, step, initial)[4]
 
 
-def _most_typical(
-    points: jax.Array,
-    points_sq: jax.Array,
-    pool: jax.Array,
+class _Groups(NamedTuple):
+    """The candidates sorted by cluster (then index), the others after them.
+
+    order: int32 [N], the original index at each sorted position.
+    points: float [N, D] and points_sq: float [N], in sorted order.
+    cluster: int32 [N], each sorted position's cluster (n_clusters past the candidates).
+    alive: bool [N], the sorted positions that hold a candidate.
+    start, count: int32 [n_clusters], each cluster's first position and candidate count.
+    total: int32 scalar, the number of candidates.
+    """
+
+    order: jax.Array
+    points: jax.Array
+    points_sq: jax.Array
+    cluster: jax.Array
+    alive: jax.Array
+    start: jax.Array
+    count: jax.Array
+    total: jax.Array
+
+    @classmethod
+    def of(
+        cls, points: jax.Array, candidates: jax.Array, assignment: jax.Array, n_clusters: int
+    ) -> _Groups:
+        key = jnp.where(candidates, assignment, n_clusters)
+        order = jnp.argsort(key, stable=True).astype(jnp.int32)
+        count = jax.ops.segment_sum(
+            candidates.astype(jnp.int32), assignment, num_segments=n_clusters
+        )
+        sorted_points = points[order]
+        return cls(
+            order=order,
+            points=sorted_points,
+            points_sq=_points.sq_norms(sorted_points),
+            cluster=key[order],
+            alive=candidates[order],
+            start=jnp.cumsum(count) - count,
+            count=count,
+            total=jnp.sum(count),
+        )
+
+
+def _mean_neighbor_distances(
+    groups: _Groups,
+    alive: jax.Array,
+    lo: jax.Array | int,
+    hi: jax.Array | int,
+    *,
     neighbors: int,
     squared: bool,
     chunk_size: int,
 ) -> jax.Array:
-    """int32: the point of ``pool`` (bool [N], not empty) with the least mean distance to
-    its min(neighbors, n // 2) nearest other points of ``pool``; the lower index on ties."""
-    n = pool.shape[0]
-    chunk = min(chunk_size, n)
-    padded = -(-n // chunk) * chunk
-    index = jnp.nonzero(pool, size=padded, fill_value=n)[0]
-    count = jnp.sum(pool).astype(jnp.int32)
-    k = jnp.minimum(neighbors, count // 2)
+    """float [N] in sorted order: for each alive position in [lo, hi), the mean distance
+    to its K nearest other alive positions of its cluster, K = min(neighbors, n // 2) for
+    the cluster's n alive positions; +inf elsewhere. Rows and columns go in blocks of
+    ``chunk_size``: a row block reads only the column range of the clusters it spans."""
+    n = alive.shape[0]
+    n_groups = groups.start.shape[0]
+    alive_count = jax.ops.segment_sum(
+        alive.astype(jnp.int32), groups.cluster, num_segments=n_groups + 1
+    )
     width = neighbors + 1  # the nearest: the point itself (or a duplicate, at distance 0)
+    offsets = jnp.arange(chunk_size, dtype=jnp.int32)
 
-    def block(start):
-        rows = jax.lax.dynamic_slice(index, (start,), (chunk,))
-        return rows, _points.gather(points, jnp.minimum(rows, n - 1)), rows < n
+    def row_block(state):
+        step, means = state
+        first = lo + step * chunk_size
+        start = jnp.minimum(first, n - chunk_size)
+        rows = start + offsets
+        row_cluster = groups.cluster[rows]
+        row_ok = alive[rows] & (rows >= first) & (rows < hi)
+        block = jax.lax.dynamic_slice_in_dim(groups.points, start, chunk_size)
+        block_sq = jax.lax.dynamic_slice_in_dim(groups.points_sq, start, chunk_size)
+        low_cluster = jnp.minimum(groups.cluster[start], n_groups - 1)
+        high_cluster = jnp.minimum(
+            groups.cluster[jnp.minimum(start + chunk_size, hi) - 1], n_groups - 1
+        )
+        col_lo = groups.start[low_cluster]
+        col_hi = groups.start[high_cluster] + groups.count[high_cluster]
 
-    def row_chunk(state):
-        start, best_value, best_index = state
-        rows, row_points, row_valid = block(start)
-        row_sq = points_sq[jnp.minimum(rows, n - 1)]
-
-        def col_chunk(inner):
-            col_start, nearest = inner
-            _, col_points, col_valid = block(col_start)
-            sq = _points.sq_distances(row_points, col_points, row_sq)
-            sq = jnp.where(col_valid[None, :], sq, jnp.inf)
+        def col_block(inner):
+            col_step, nearest = inner
+            col_first = col_lo + col_step * chunk_size
+            col_start = jnp.minimum(col_first, n - chunk_size)
+            cols = col_start + offsets
+            columns = jax.lax.dynamic_slice_in_dim(groups.points, col_start, chunk_size)
+            sq = _points.sq_distances(block, columns, block_sq)
+            same = row_cluster[:, None] == groups.cluster[cols][None, :]
+            usable = alive[cols] & (cols >= col_first) & (cols < col_hi)
+            sq = jnp.where(same & usable[None, :], sq, jnp.inf)
             merged = jnp.concatenate([nearest, sq], axis=1)
-            return col_start + chunk, -jax.lax.top_k(-merged, width)[0]
+            return col_step + 1, -jax.lax.top_k(-merged, width)[0]
 
-        nearest = jnp.full((chunk, width), jnp.inf, points.dtype)
+        nearest = jnp.full((chunk_size, width), jnp.inf, block.dtype)
         _, nearest = jax.lax.while_loop(
-            lambda inner: inner[0] < count, col_chunk, (jnp.int32(0), nearest)
+            lambda inner: col_lo + inner[0] * chunk_size < col_hi,
+            col_block,
+            (jnp.int32(0), nearest),
         )
         others = nearest[:, 1:] if squared else jnp.sqrt(nearest[:, 1:])
-        used = jnp.arange(neighbors)[None, :] < k
+        k = jnp.minimum(neighbors, alive_count[row_cluster] // 2)
+        used = jnp.arange(neighbors)[None, :] < k[:, None]
         mean = jnp.sum(jnp.where(used, others, 0.0), axis=1) / jnp.maximum(k, 1)
-        mean = jnp.where(row_valid, mean, jnp.inf)
-        local = jnp.argmin(mean)
-        better = mean[local] < best_value
-        return (
-            start + chunk,
-            jnp.where(better, mean[local], best_value),
-            jnp.where(better, rows[local], best_index),
-        )
+        old = jax.lax.dynamic_slice_in_dim(means, start, chunk_size)
+        mean = jnp.where(row_ok, mean, old)
+        return step + 1, jax.lax.dynamic_update_slice_in_dim(means, mean, start, 0)
 
-    initial = (jnp.int32(0), jnp.asarray(jnp.inf, points.dtype), index[0])
-    return jax.lax.while_loop(lambda state: state[0] < count, row_chunk, initial)[2].astype(
-        jnp.int32
-    )
+    means = jnp.full((n,), jnp.inf, groups.points.dtype)
+    return jax.lax.while_loop(
+        lambda state: lo + state[0] * chunk_size < hi, row_block, (jnp.int32(0), means)
+    )[1]
+
+
+def _best_per_cluster(means: jax.Array, cluster: jax.Array, n_clusters: int) -> jax.Array:
+    """int32 [n_clusters]: each cluster's sorted position of least ``means`` [N] (the
+    lowest position on ties; ``cluster`` [N] may hold n_clusters for no cluster)."""
+    n = means.shape[0]
+    least = jax.ops.segment_min(means, cluster, num_segments=n_clusters + 1)
+    positions = jnp.arange(n, dtype=jnp.int32)
+    at_least = jnp.where(means == least[cluster], positions, n)
+    return jax.ops.segment_min(at_least, cluster, num_segments=n_clusters + 1)[:n_clusters]
