@@ -578,6 +578,53 @@ def test_lloyd_matches_reference(max_iter, tol):
             np.testing.assert_array_equal(np.asarray(centers), init)
 
 
+def test_lloyd_in_blocks_with_inactive_centers_matches_reference():
+    """More rows than one row block and more centers than one center block (both with a
+    clamped last block), a scattered candidate mask and a non-prefix active mask: the
+    active centers move as a reference Lloyd over them alone, the others stay."""
+    n, k, d = 2600, 300, 3
+    points = gaussian(11, n, d, scale=3.0)
+    candidates = random_mask(12, n, 0.7)
+    init = points[np.random.default_rng(13).choice(n, size=k, replace=False)]
+    active = random_mask(14, k, 0.9)
+    centers, inertia = LLOYD(
+        jnp.asarray(points),
+        jnp.asarray(candidates),
+        jnp.asarray(init),
+        max_iter=2,
+        tol=0.0,
+        active=jnp.asarray(active),
+    )
+    want_active, want_inertia = ref.lloyd(points, candidates, init[active], 2)
+    centers = np.asarray(centers)
+    np.testing.assert_allclose(centers[active], want_active, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(centers[~active], init[~active])
+    np.testing.assert_allclose(float(inertia), want_inertia, rtol=1e-4)
+
+
+def test_kmeans_plusplus_leading_rows_and_traced_picks():
+    """Candidates only in the leading rows: computing distances for those rows alone (in
+    blocks) picks what the full pass picks; a traced pick count leaves the rest -1."""
+    n, leading = 2500, 1200
+    points = gaussian(21, n, 4, scale=2.0)
+    candidates = random_mask(22, n, 0.8) & (np.arange(n) < leading)
+    uniforms = np.random.default_rng(23).uniform(size=12).astype(np.float32)
+    want = ref.kmeans_plusplus(points, candidates, uniforms)
+    run = jax.jit(
+        lambda picks: selectors.kmeans_plusplus(
+            jnp.asarray(points),
+            jnp.asarray(candidates),
+            jnp.asarray(uniforms),
+            picks=picks,
+            rows=leading,
+        )
+    )
+    np.testing.assert_array_equal(np.asarray(run(12)), want)
+    got = np.asarray(run(7))
+    np.testing.assert_array_equal(got[:7], want[:7])
+    assert np.all(got[7:] == -1)
+
+
 def test_lloyd_relative_inertia_tolerance():
     # Uniform data converges slowly, so tol = 0.03 stops some runs before convergence (the
     # relative inertia decreases of these runs stay >= 3% away from 0.03).
