@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -25,6 +26,9 @@ K_CENTER = jax.jit(selectors.k_center_greedy, static_argnames=("budget", "chunk_
 KPP = jax.jit(selectors.kmeans_plusplus, static_argnames=("first",))
 MIN_SQ = jax.jit(selectors.min_sq_distances_to_members, static_argnames=("chunk_size",))
 LLOYD = jax.jit(selectors.lloyd, static_argnames=("max_iter",))
+KMEANS_FOUR_STEPS = jax.jit(
+    functools.partial(selectors.kmeans, budget=6, n_init=1, max_iter=4, tol=0.0)
+)
 NEAREST_DISTINCT = jax.jit(selectors.nearest_distinct)
 KMEANS = jax.jit(selectors.kmeans, static_argnames=("budget", "n_init", "max_iter"))
 TOP_K = jax.jit(selectors.top_k, static_argnames=("budget",))
@@ -602,27 +606,43 @@ def test_lloyd_in_blocks_with_inactive_centers_matches_reference():
     np.testing.assert_allclose(float(inertia), want_inertia, rtol=1e-4)
 
 
-def test_kmeans_plusplus_leading_rows_and_traced_picks():
-    """Candidates only in the leading rows: computing distances for those rows alone (in
-    blocks) picks what the full pass picks; a traced pick count leaves the rest -1."""
-    n, leading = 2500, 1200
-    points = gaussian(21, n, 4, scale=2.0)
-    candidates = random_mask(22, n, 0.8) & (np.arange(n) < leading)
+def test_kmeans_plusplus_traced_picks():
+    """A traced pick count: the first picks of the full seeding, then -1."""
+    points = gaussian(21, 40, 4, scale=2.0)
+    candidates = random_mask(22, 40, 0.8)
     uniforms = np.random.default_rng(23).uniform(size=12).astype(np.float32)
     want = ref.kmeans_plusplus(points, candidates, uniforms)
     run = jax.jit(
         lambda picks: selectors.kmeans_plusplus(
-            jnp.asarray(points),
-            jnp.asarray(candidates),
-            jnp.asarray(uniforms),
-            picks=picks,
-            rows=leading,
+            jnp.asarray(points), jnp.asarray(candidates), jnp.asarray(uniforms), picks=picks
         )
     )
     np.testing.assert_array_equal(np.asarray(run(12)), want)
     got = np.asarray(run(7))
     np.testing.assert_array_equal(got[:7], want[:7])
     assert np.all(got[7:] == -1)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.3, 0.9])
+def test_kmeans_on_every_capacity_matches_reference(fraction):
+    """Few, some and most points as candidates: the run happens at a different static
+    capacity each time (N = 4,100: 4,100, 2,050 and 1,025 rows), and its picks are the
+    reference k-means++ seeding, Lloyd and nearest-distinct of the same uniforms."""
+    from jaxal.selectors import _kmeans
+
+    n, budget = 4100, 6
+    assert len(_kmeans.capacities(n, budget)) == 3
+    points = blobs(31, n // 4, 4, 2, spread=6.0)[:n]
+    points = np.concatenate([points, points[: n - len(points)]])
+    candidates = random_mask(32, n, fraction)
+    key = jax.random.key(33)
+    got = KMEANS_FOUR_STEPS(jnp.asarray(points), jnp.asarray(candidates), key=key)
+    uniforms = np.asarray(jax.random.uniform(jax.random.split(key, 1)[0], (budget,)))
+    seeds = ref.kmeans_plusplus(points, candidates, uniforms)
+    centers, _ = ref.lloyd(points, candidates, points[seeds], 4)
+    want = ref.nearest_distinct(points, candidates, centers)
+    assert_valid_picks(got, candidates, budget)
+    np.testing.assert_array_equal(np.asarray(got), want)
 
 
 def test_lloyd_relative_inertia_tolerance():

@@ -11,8 +11,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxal._chunks import fold_leading_rows
-from jaxal._points import OuterProduct, Points
+from jaxal._points import Points
 from jaxal.selectors import _points
 
 # pick(step, nearest_sq [N], available [N]) -> int32 index of an available point.
@@ -27,7 +26,6 @@ def greedy_by_distance(
     nearest_sq: jax.Array | None = None,
     *,
     picks: jax.Array | int | None = None,
-    rows: jax.Array | int | None = None,
 ) -> jax.Array:
     """The shared loop: ``budget`` picks, each folding its distances into ``nearest_sq``.
 
@@ -40,10 +38,6 @@ def greedy_by_distance(
             point; +inf (no chosen point yet) when None.
         picks: optional int scalar in [0, budget] (may be traced): stop after this many
             picks; the later slots stay -1.
-        rows: optional int scalar (may be traced) for a plain [N, D] array whose
-            candidates all lie in its first ``rows`` rows: each pick's distances are then
-            computed for those rows only, in blocks of ``LEADING_BLOCK`` (cost
-            O(rows * D) per pick instead of O(N * D)); the other rows keep ``nearest_sq``.
 
     Returns:
         int32 [budget] in pick order, distinct candidates; -1 once no candidate is left.
@@ -60,45 +54,14 @@ def greedy_by_distance(
         any_left = jnp.any(available)
         index = jnp.where(any_left, pick(t, nearest_sq, available), -1).astype(jnp.int32)
         safe = jnp.maximum(index, 0)
-        if rows is None:
-            new_sq = _points.sq_distances_to(points, safe, points_sq)
-            nearest_sq = jnp.where(any_left, jnp.minimum(nearest_sq, new_sq), nearest_sq)
-        else:
-            nearest_sq = _fold_leading_distances(
-                points, points_sq, safe, jnp.where(any_left, rows, 0), nearest_sq
-            )
+        new_sq = _points.sq_distances_to(points, safe, points_sq)
+        nearest_sq = jnp.where(any_left, jnp.minimum(nearest_sq, new_sq), nearest_sq)
         available = available.at[jnp.where(any_left, index, n)].set(False, mode="drop")
         return nearest_sq, available, picked.at[t].set(index)
 
     initial = (nearest_sq, candidates, jnp.full((budget,), -1, jnp.int32))
     stop = budget if picks is None else jnp.minimum(picks, budget)
     return jax.lax.fori_loop(0, stop, step, initial)[2]
-
-
-# Rows per block when only the leading rows of the points are candidates.
-LEADING_BLOCK = 1024
-
-
-def _fold_leading_distances(
-    points: Points, points_sq: jax.Array, index: jax.Array, rows: jax.Array, nearest_sq: jax.Array
-) -> jax.Array:
-    """float [N]: ``nearest_sq`` lowered by the first ``rows`` rows' squared distances to
-    point ``index`` of the plain [N, D] array ``points``: in blocks while ``rows`` is at
-    most half of N, else one pass over all rows (fewer, larger products)."""
-    if isinstance(points, OuterProduct):
-        raise TypeError("rows needs the points as a plain [N, D] array")
-    one = points[index][None, :]
-
-    def lower(block, block_sq, nearest):
-        return jnp.minimum(nearest, _points.sq_distances(block, one, block_sq)[:, 0])
-
-    def all_rows(nearest):
-        return lower(points, points_sq, nearest)
-
-    def leading(nearest):
-        return fold_leading_rows(lower, (points, points_sq), rows, nearest, LEADING_BLOCK)
-
-    return jax.lax.cond(2 * rows > points.shape[0], all_rows, leading, nearest_sq)
 
 
 def sample_by_weight(weights: jax.Array, uniform: jax.Array) -> jax.Array:
@@ -163,7 +126,6 @@ def kmeans_plusplus(
     *,
     first: str = "uniform",
     picks: jax.Array | int | None = None,
-    rows: jax.Array | int | None = None,
 ) -> jax.Array:
     """k-means++ seeding (D^2 sampling) with the uniforms given explicitly.
 
@@ -179,8 +141,8 @@ def kmeans_plusplus(
         first: ``"uniform"`` (k-means++: the first pick is drawn with ``uniforms[0]``) or
             ``"max_norm"`` (BADGE: the candidate with the largest norm, lowest index on
             ties).
-        picks, rows: see :func:`greedy_by_distance` (a traced number of picks; candidates
-            only in the leading rows).
+        picks: optional int scalar (may be traced): stop after this many picks (see
+            :func:`greedy_by_distance`).
 
     Returns:
         int32 [budget] in pick order, distinct candidates; -1 once none is left.
@@ -199,4 +161,4 @@ def kmeans_plusplus(
         largest = jnp.argmax(jnp.where(available, points_sq, -1.0)).astype(jnp.int32)
         return jnp.where(t == 0, largest, drawn)
 
-    return greedy_by_distance(points, candidates, uniforms.shape[0], pick, picks=picks, rows=rows)
+    return greedy_by_distance(points, candidates, uniforms.shape[0], pick, picks=picks)

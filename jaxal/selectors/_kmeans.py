@@ -1,19 +1,22 @@
 """k-means clustering of the candidates, then one distinct candidate per center.
 
-The candidates are gathered to the front of the array once; every pass (seeding, Lloyd's
-assignment, the final nearest candidates) then runs over row blocks only as far as their
-count, and over center blocks only as far as the active centers. The cost follows the
-candidates and clusters of the call, while the shapes stay static.
+The candidates are gathered to the front of the array once and every pass (seeding,
+Lloyd's assignment, the final nearest candidates) runs on the smallest of a few static
+capacities that holds them (N, N/2, N/4, ..., not below ``MIN_CAPACITY``), chosen at run
+time by ``lax.switch``; nearest-center searches go over center blocks only as far as the
+active centers. The cost follows the candidates and clusters of the call, within a
+factor 2, while every shape stays static.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxal._chunks import fold_leading_rows
+from jaxal._chunks import map_chunks
 from jaxal.selectors import _points
 from jaxal.selectors._greedy import kmeans_plusplus
 
@@ -21,19 +24,21 @@ from jaxal.selectors._greedy import kmeans_plusplus
 ROW_BLOCK = 1024
 # Centers per block of a nearest-center search.
 CENTER_BLOCK = 256
+# The smallest capacity below N: fewer candidates than this run at this size.
+MIN_CAPACITY = 1024
 
 
 class _Packed(NamedTuple):
     """The candidates gathered to the front.
 
     rows: float [N, D], the candidates in index order, then arbitrary points.
-    index: int32 [N], each row's position in the original array (N past the candidates).
-    count: int32 scalar, the number of candidates.
+    origin: int32 [N], each row's position in the original array (N past the candidates).
+    size: int32 scalar, the number of candidates.
     """
 
     rows: jax.Array
-    index: jax.Array
-    count: jax.Array
+    origin: jax.Array
+    size: jax.Array
 
 
 def _pack(points: jax.Array, mask: jax.Array) -> _Packed:
@@ -45,7 +50,25 @@ def _pack(points: jax.Array, mask: jax.Array) -> _Packed:
 
 def _unpack(packed: _Packed, positions: jax.Array) -> jax.Array:
     """int32 [K]: the original indices of packed ``positions`` [K] (-1 stays -1)."""
-    return jnp.where(positions >= 0, packed.index[jnp.maximum(positions, 0)], -1)
+    return jnp.where(positions >= 0, packed.origin[jnp.maximum(positions, 0)], -1)
+
+
+def capacities(n: int, least: int = 1) -> tuple[int, ...]:
+    """The static row counts a k-means over at most ``n`` candidates may run at: n,
+    then halvings while they stay >= ``MIN_CAPACITY`` and >= ``least``, largest first."""
+    sizes = [n]
+    while sizes[-1] // 2 >= max(MIN_CAPACITY, least):
+        sizes.append(sizes[-1] // 2)
+    return tuple(sizes)
+
+
+def _on_capacity(packed: _Packed, fn: Callable[[jax.Array, jax.Array], Any], least: int = 1) -> Any:
+    """``fn(rows [C, D], count)`` on the first C packed rows, C the smallest of
+    ``capacities(N, least)`` that holds the ``count`` candidates (one branch each)."""
+    sizes = capacities(packed.rows.shape[0], least)
+    branch = jnp.sum(jnp.asarray(sizes[1:], jnp.int32) >= packed.size)
+    branches = [lambda rows, count, size=size: fn(rows[:size], count) for size in sizes]
+    return jax.lax.switch(branch, branches, packed.rows, packed.size)
 
 
 def _nearest_in_block(
@@ -83,20 +106,17 @@ def _nearest_in_block(
     return best, best_sq
 
 
-def _nearest_leading(
-    rows: jax.Array, count: jax.Array | int, centers: jax.Array, n_centers: jax.Array | int
+def _nearest(
+    rows: jax.Array, centers: jax.Array, n_centers: jax.Array | int
 ) -> tuple[jax.Array, jax.Array]:
-    """For the first ``count`` of ``rows`` [N, D], the nearest of the first ``n_centers``
-    centers (ties to the lower index) and its squared distance; the other rows hold
-    (0, 0). Cost O(count * n_centers * D) (block granularity), memory O(ROW_BLOCK *
-    CENTER_BLOCK). Returns (int32 [N], float [N])."""
-    n = rows.shape[0]
+    """For every row of ``rows`` [N, D], the nearest of the first ``n_centers`` centers
+    (ties to the lower index) and its squared distance: (int32 [N], float [N]). Cost
+    O(N * n_centers * D) (center-block granularity), memory O(ROW_BLOCK * CENTER_BLOCK)."""
 
-    def block(x, x_sq, _old):
-        return _nearest_in_block(x, x_sq, centers, n_centers)
+    def block(x, _index):
+        return _nearest_in_block(x, _points.sq_norms(x), centers, n_centers)
 
-    out = (jnp.zeros((n,), jnp.int32), jnp.zeros((n,), rows.dtype))
-    return fold_leading_rows(block, (rows, _points.sq_norms(rows)), count, out, ROW_BLOCK)
+    return map_chunks(block, rows, chunk_size=ROW_BLOCK)
 
 
 def _lloyd(
@@ -107,13 +127,13 @@ def _lloyd(
     max_iter: int,
     tol: float,
 ) -> tuple[jax.Array, jax.Array]:
-    """Lloyd over the first ``count`` rows [N, D] with the first ``n_centers`` of
+    """Lloyd over the first ``count`` of ``rows`` [C, D] with the first ``n_centers`` of
     ``centers`` [K, D] taking members (see :func:`lloyd`). Returns (float [K, D], inertia)."""
     n, k = rows.shape[0], centers.shape[0]
     weights = (jnp.arange(n) < count).astype(rows.dtype)
 
     def assign(centers):
-        assignment, sq = _nearest_leading(rows, count, centers, n_centers)
+        assignment, sq = _nearest(rows, centers, n_centers)
         return assignment, jnp.sum(sq * weights)
 
     def more(state):
@@ -149,8 +169,9 @@ def lloyd(
     the mean of its members; a cluster that empties keeps its previous center, so no center
     is ever undefined. It stops when an iteration lowers the inertia (summed squared
     distance to the nearest center) by no more than ``tol`` times the inertia before it.
-    Cost O(M * A * D) per iteration for M candidates and A active centers (whatever N and
-    K); memory O(N * D) for the gathered candidates.
+    Cost O(C * A * D) per iteration for A active centers and C the capacity that holds
+    the M candidates (C < 2 M once M >= ``MIN_CAPACITY``: the module docstring), whatever
+    N and K; memory O(N * D) for the gathered candidates.
 
     Args:
         embeddings: float [N, D].
@@ -167,30 +188,27 @@ def lloyd(
     """
     packed = _pack(embeddings, candidates)
     k = centers.shape[0]
+    n_centers: jax.Array | int
     if active is None:
         order, n_centers = jnp.arange(k), k
     else:
         order = jnp.argsort(~active, stable=True)
         n_centers = jnp.sum(active).astype(jnp.int32)
-    moved, inertia = _lloyd(packed.rows, packed.count, centers[order], n_centers, max_iter, tol)
+    moved, inertia = _on_capacity(
+        packed, lambda rows, count: _lloyd(rows, count, centers[order], n_centers, max_iter, tol)
+    )
     return jnp.zeros_like(centers).at[order].set(moved), inertia
 
 
 def _nearest_distinct(rows: jax.Array, count: jax.Array, centers: jax.Array) -> jax.Array:
-    """int32 [K]: for each center in order, the nearest of the first ``count`` rows
-    [N, D] not taken by an earlier center (lowest row on ties); -1 once none is left."""
+    """int32 [K]: for each center in order, the nearest of the first ``count`` of ``rows``
+    [C, D] not taken by an earlier center (lowest row on ties); -1 once none is left."""
     n, k = rows.shape[0], centers.shape[0]
     rows_sq = _points.sq_norms(rows)
-    unreached = jnp.full((n,), jnp.inf, rows.dtype)
 
     def step(t, state):
         available, picked = state
-        center = centers[t][None, :]
-
-        def to_center(block, block_sq, _old):
-            return _points.sq_distances(block, center, block_sq)[:, 0]
-
-        distances = fold_leading_rows(to_center, (rows, rows_sq), count, unreached, ROW_BLOCK)
+        distances = _points.sq_distances(rows, centers[t][None, :], rows_sq)[:, 0]
         index = jnp.argmin(jnp.where(available, distances, jnp.inf)).astype(jnp.int32)
         index = jnp.where(jnp.any(available), index, -1)
         available = available.at[jnp.where(index < 0, n, index)].set(False, mode="drop")
@@ -203,7 +221,7 @@ def _nearest_distinct(rows: jax.Array, count: jax.Array, centers: jax.Array) -> 
 def nearest_distinct(embeddings: jax.Array, candidates: jax.Array, centers: jax.Array) -> jax.Array:
     """For each center in order, the nearest candidate not taken by an earlier center.
 
-    Cost O(K * M * D) for M candidates.
+    Cost O(K * C * D), C the capacity that holds the candidates (see :func:`lloyd`).
 
     Args:
         embeddings: float [N, D].
@@ -214,7 +232,9 @@ def nearest_distinct(embeddings: jax.Array, candidates: jax.Array, centers: jax.
         int32 [K], distinct candidates (lowest index on ties); -1 once none is left.
     """
     packed = _pack(embeddings, candidates)
-    return _unpack(packed, _nearest_distinct(packed.rows, packed.count, centers))
+    return _unpack(
+        packed, _on_capacity(packed, lambda rows, count: _nearest_distinct(rows, count, centers))
+    )
 
 
 def kmeans(
@@ -231,8 +251,8 @@ def kmeans(
 
     Runs ``n_init`` k-means++ seedings, each refined by :func:`lloyd`, keeps the run with the
     lowest inertia (the first on ties), and returns :func:`nearest_distinct` of its centers.
-    Cost per run O(max_iter * M * budget * D) for M candidates (the rest of the N points
-    cost nothing but one gather).
+    Cost per run O(max_iter * C * budget * D), C the capacity that holds the candidates
+    (see :func:`lloyd`); the rest of the N points cost one gather.
 
     Args:
         embeddings: float [N, D].
@@ -246,18 +266,20 @@ def kmeans(
         int32 [budget], distinct candidates; -1 where fewer than ``budget`` candidates exist.
     """
     packed = _pack(embeddings, candidates)
-    leading = jnp.arange(candidates.shape[0]) < packed.count
 
-    def one_run(run_key):
-        uniforms = jax.random.uniform(run_key, (budget,))
-        seeds = kmeans_plusplus(packed.rows, leading, uniforms, rows=packed.count)
-        # Unfilled seeds (-1: fewer candidates than clusters) start at an arbitrary point.
-        start = packed.rows[jnp.maximum(seeds, 0)]
-        return _lloyd(packed.rows, packed.count, start, budget, max_iter, tol)
+    def on_rows(rows, count):
+        leading = jnp.arange(rows.shape[0]) < count
 
-    all_centers, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
-    best = jnp.argmin(inertias)
-    return _unpack(packed, _nearest_distinct(packed.rows, packed.count, all_centers[best]))
+        def one_run(run_key):
+            uniforms = jax.random.uniform(run_key, (budget,))
+            seeds = kmeans_plusplus(rows, leading, uniforms)
+            # Unfilled seeds (-1: fewer candidates than clusters) start at an arbitrary point.
+            return _lloyd(rows, count, rows[jnp.maximum(seeds, 0)], budget, max_iter, tol)
+
+        all_centers, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
+        return _nearest_distinct(rows, count, all_centers[jnp.argmin(inertias)])
+
+    return _unpack(packed, _on_capacity(packed, on_rows, least=budget))
 
 
 def kmeans_clusters(
@@ -276,9 +298,10 @@ def kmeans_clusters(
     Centers live in a static array of ``max_clusters`` rows; the first ``n_clusters`` of a
     k-means++ seeding over all ``max_clusters`` (its picks are sequential, so they are
     exactly a seeding of ``n_clusters``) start :func:`lloyd` with the rest inactive. Best of
-    ``n_init`` runs by inertia (the first on ties). Cost per run O(n_clusters * M * D) for
-    the seeding plus O(max_iter * M * n_clusters * D) for M members: the static maximum
-    costs nothing; memory O(N * D) for the gathered members.
+    ``n_init`` runs by inertia (the first on ties). Cost per run O(n_clusters * C * D) for
+    the seeding plus O(max_iter * C * n_clusters * D), C the capacity that holds the
+    members (see :func:`lloyd`): the static maximum costs nothing; memory O(N * D) for
+    the gathered members.
 
     Args:
         embeddings: float [N, D].
@@ -293,18 +316,21 @@ def kmeans_clusters(
         int32 [N]: every point's cluster (its nearest active center, ties to the lower
         cluster id), in [0, max_clusters); cluster ids follow the seeding order.
     """
-    n = members.shape[0]
     packed = _pack(embeddings, members)
-    leading = jnp.arange(n) < packed.count
     wanted = jnp.minimum(jnp.asarray(n_clusters, jnp.int32), max_clusters)
-    n_active = jnp.maximum(jnp.minimum(wanted, packed.count), 1)
+    n_active = jnp.maximum(jnp.minimum(wanted, packed.size), 1)
 
-    def one_run(run_key):
-        uniforms = jax.random.uniform(run_key, (max_clusters,))
-        seeds = kmeans_plusplus(packed.rows, leading, uniforms, picks=n_active, rows=packed.count)
-        start = packed.rows[jnp.maximum(seeds, 0)]
-        return _lloyd(packed.rows, packed.count, start, n_active, max_iter, tol)
+    def on_rows(rows, count):
+        leading = jnp.arange(rows.shape[0]) < count
 
-    all_centers, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
-    best = jnp.argmin(inertias)
-    return _nearest_leading(embeddings, n, all_centers[best], n_active)[0]
+        def one_run(run_key):
+            uniforms = jax.random.uniform(run_key, (max_clusters,))
+            seeds = kmeans_plusplus(rows, leading, uniforms, picks=n_active)
+            start = rows[jnp.maximum(seeds, 0)]
+            return _lloyd(rows, count, start, n_active, max_iter, tol)
+
+        all_centers, inertias = jax.lax.map(one_run, jax.random.split(key, n_init))
+        return all_centers[jnp.argmin(inertias)]
+
+    centers = _on_capacity(packed, on_rows, least=max_clusters)
+    return _nearest(embeddings, centers, n_active)[0]

@@ -96,8 +96,8 @@ def typical_per_cluster(
     first_best = _best_per_cluster(first_means, groups.cluster, n_clusters)
 
     def revisit(alive, cluster):
-        lo = groups.start[cluster]
-        hi = lo + groups.count[cluster]
+        lo = groups.starts[cluster]
+        hi = lo + groups.sizes[cluster]
         means = typicality(alive, lo, hi)
         return jnp.argmin(means).astype(jnp.int32)  # lowest position: lowest index on ties
 
@@ -124,7 +124,7 @@ def typical_per_cluster(
 
     initial = (
         groups.alive,
-        groups.count,
+        groups.sizes,
         jnp.zeros((n_clusters,), bool),
         jnp.int32(0),
         jnp.full((budget,), -1, jnp.int32),
@@ -139,7 +139,7 @@ class _Groups(NamedTuple):
     points: float [N, D] and points_sq: float [N], in sorted order.
     cluster: int32 [N], each sorted position's cluster (n_clusters past the candidates).
     alive: bool [N], the sorted positions that hold a candidate.
-    start, count: int32 [n_clusters], each cluster's first position and candidate count.
+    starts, sizes: int32 [n_clusters], each cluster's first position and candidate count.
     total: int32 scalar, the number of candidates.
     """
 
@@ -148,8 +148,8 @@ class _Groups(NamedTuple):
     points_sq: jax.Array
     cluster: jax.Array
     alive: jax.Array
-    start: jax.Array
-    count: jax.Array
+    starts: jax.Array
+    sizes: jax.Array
     total: jax.Array
 
     @classmethod
@@ -168,8 +168,8 @@ class _Groups(NamedTuple):
             points_sq=_points.sq_norms(sorted_points),
             cluster=key[order],
             alive=candidates[order],
-            start=jnp.cumsum(count) - count,
-            count=count,
+            starts=jnp.cumsum(count) - count,
+            sizes=count,
             total=jnp.sum(count),
         )
 
@@ -189,7 +189,7 @@ def _mean_neighbor_distances(
     the cluster's n alive positions; +inf elsewhere. Rows and columns go in blocks of
     ``chunk_size``: a row block reads only the column range of the clusters it spans."""
     n = alive.shape[0]
-    n_groups = groups.start.shape[0]
+    n_groups = groups.starts.shape[0]
     alive_count = jax.ops.segment_sum(
         alive.astype(jnp.int32), groups.cluster, num_segments=n_groups + 1
     )
@@ -209,8 +209,8 @@ def _mean_neighbor_distances(
         high_cluster = jnp.minimum(
             groups.cluster[jnp.minimum(start + chunk_size, hi) - 1], n_groups - 1
         )
-        col_lo = groups.start[low_cluster]
-        col_hi = groups.start[high_cluster] + groups.count[high_cluster]
+        col_lo = groups.starts[low_cluster]
+        col_hi = groups.starts[high_cluster] + groups.sizes[high_cluster]
 
         def col_block(inner):
             col_step, nearest = inner
