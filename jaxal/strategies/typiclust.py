@@ -69,10 +69,11 @@ def typiclust(
     cluster is used picks uniformly at random (and may repeat a pick); here the round
     robin into covered clusters continues, as in the official code.
 
-    Cost: k-means O(n_init * max_iter * N * K * D) with K = min(max_clusters, N) (the
-    static maximum, whatever |L| + budget is); per pick O(n_c^2 * D) for a cluster of n_c
-    points. Memory O(N * D + 4096 * K) for k-means and O(chunk_size^2) for typicality; no
-    N x N matrix.
+    Cost: k-means O(n_init * max_iter * N * K * D) with K = min(|L| + budget,
+    max_clusters) (the static maximum costs nothing: ``jaxal.selectors.kmeans_clusters``);
+    typicality O(sum_c n_c^2 * D) once for clusters of n_c points, and again for a
+    cluster the round robin revisits. Memory O(N * D) plus O(1024 * 256) for k-means and
+    O(chunk_size^2) for typicality; no N x N matrix.
 
     Args:
         model: the :class:`jaxal.Model` (None with ``representation="raw"``).
