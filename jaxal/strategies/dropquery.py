@@ -68,8 +68,8 @@ def dropquery(
     not point for point.
 
     Cost: one forward pass plus M dropout passes (with a ``head``: one more forward pass
-    and M head passes, O(N * D * C) each), then k-means O(n_init * max_iter * M * budget *
-    D) over the M candidates (run at the smallest of N, N/2, N/4, ... down to 1,024 rows
+    and M head passes, O(N * D * C) each), then k-means O(n_init * max_iter * U * budget *
+    D) over the U candidates (run at the smallest of N, N/2, N/4, ... down to 1,024 rows
     that holds them: ``jaxal.selectors.kmeans``). Memory O(N * M) for the predictions plus
     k-means' O(N * D). Needs a
     trained classifier once points are labeled (its logits and embedding); nothing is
