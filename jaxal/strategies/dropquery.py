@@ -71,9 +71,8 @@ def dropquery(
     and M head passes, O(N * D * C) each), then k-means O(n_init * max_iter * U * budget *
     D) over the U candidates (run at the smallest of N, N/2, N/4, ... down to 1,024 rows
     that holds them: ``jaxal.selectors.kmeans``). Memory O(N * M) for the predictions plus
-    k-means' O(N * D). Needs a
-    trained classifier once points are labeled (its logits and embedding); nothing is
-    quadratic in N.
+    k-means' O(N * D). Needs a trained classifier once points are labeled (its logits and
+    embedding); nothing is quadratic in N.
 
     Args:
         model: the :class:`jaxal.Model`; with a ``head`` the dropout acts on the
