@@ -3,6 +3,7 @@
 from jaxal import attacks as attacks
 from jaxal import scores as scores
 from jaxal import selectors as selectors
+from jaxal import stopping as stopping
 from jaxal import strategies as strategies
 from jaxal import streaming as streaming
 from jaxal._api import select as select
@@ -30,6 +31,7 @@ __all__ = [
     "scores",
     "select",
     "selectors",
+    "stopping",
     "strategies",
     "streaming",
 ]

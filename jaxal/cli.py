@@ -5,7 +5,8 @@ points, retrains and evaluates, for every strategy and seed; it prints a progres
 a per-round table, and writes ``results.json``, ``learning_curves.png``, the run's
 ``config.json`` and a checkpoint per experiment (after every round, atomically) that
 ``jaxal run --resume DIR`` continues from; ``--resume DIR --rounds N`` extends a killed or
-finished run to N rounds, its first rounds unchanged.
+finished run to N rounds, its first rounds unchanged. ``--stop RULE`` ends each experiment
+at the round where a stopping rule (:mod:`jaxal.stopping`) fires.
 
 Bad input (a config field, a dataset or strategy name, a budget larger than the pool)
 ends with ``jaxal: error: ...`` on stderr and exit status 2; ``JAXAL_DEBUG=1`` shows the
@@ -31,7 +32,9 @@ from jaxal.runner.config import (
     check_hparams,
     make_config,
     read_toml,
+    stop_from_flags,
 )
+from jaxal.stopping import REGISTRY as STOP_RULES
 from jaxal.strategies import REGISTRY
 
 
@@ -40,13 +43,15 @@ def run_command(args: argparse.Namespace) -> int:
     flags = {
         name: getattr(args, name)
         for name in FIELD_NAMES
-        if name != "hparams" and getattr(args, name, None) is not None
+        if name not in ("hparams", "stop") and getattr(args, name, None) is not None
     }
     if args.resume is not None:
         given = (
             sorted(name for name in flags if name != "rounds")
             + (["config"] if args.config else [])
             + (["overwrite"] if args.overwrite else [])
+            + (["stop"] if args.stop is not None else [])
+            + (["stop_kwargs"] if args.stop_kwargs is not None else [])
         )
         if given:
             names = ", ".join("--" + g.replace("_", "-") for g in given)
@@ -59,6 +64,9 @@ def run_command(args: argparse.Namespace) -> int:
         base = RunConfig()
         if args.config:
             base = make_config(read_toml(args.config), f"config file {args.config}")
+        stop = stop_from_flags(args.stop, args.stop_kwargs, base.stop)
+        if stop is not None:
+            flags["stop"] = stop
         config = make_config(flags, None, base)
         check_hparams(config, f"config file {args.config}" if args.config else None)
         setup = loop.new_run(config, args.overwrite)
@@ -102,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run active-learning experiments",
         description="Train, select, label, retrain, evaluate: every strategy x seed.",
         epilog="strategies: " + ", ".join(REGISTRY) + ". A TOML --config takes the same "
-        "fields as these options (dashes as underscores) plus [hparams.<strategy>] and "
-        "[inputs.<strategy>] tables; "
-        "options given here override it.",
+        "fields as these options (dashes as underscores) plus [hparams.<strategy>], "
+        "[inputs.<strategy>] and [stop.<rule>] tables; "
+        "options given here override it. Stopping rules: " + ", ".join(STOP_RULES) + ".",
     )
     add = run.add_argument
     add("--config", metavar="TOML", help="a TOML config file (options override it)")
@@ -201,6 +209,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="sets a strategy takes besides the pool, each an .npz with x and y (inputs as "
         "the dataset's, normalized like it): smi.query=, scg.private=, scmi.query= and "
         "scmi.private=, glister.validation= or gradmatch.validation= (optional for those two)",
+    )
+    add(
+        "--stop",
+        action="append",
+        metavar="RULE[,RULE...]",
+        help="end each experiment after the first round at which one of these stopping "
+        "rules fires (repeatable; replaces the config file's [stop] rules); see the "
+        "list below",
+    )
+    add(
+        "--stop-kwargs",
+        metavar="JSON",
+        help="stopping-rule hyperparameters as a JSON object of rule -> object, e.g. "
+        '\'{"stabilizing_predictions": {"threshold": 0.98, "window": 2}}\' (set over the '
+        "config file's [stop.<rule>] tables)",
+    )
+    add(
+        "--stop-set",
+        type=int,
+        metavar="N",
+        help="pool points in each seed's stop set, drawn once by the seed, for "
+        f"stabilizing_predictions (default {defaults.stop_set}; the whole pool when smaller)",
     )
     add(
         "--overwrite",

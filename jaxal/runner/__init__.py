@@ -5,6 +5,7 @@ it. Modules, each importing only those listed before it:
 
 - :mod:`~jaxal.runner.checkpoint`: atomic files, a pytree plus arrays plus JSON in one ``.npz``.
 - :mod:`~jaxal.runner.experiment`: one experiment (a strategy and a seed), round by round.
+- :mod:`~jaxal.runner.stop`: the stopping rules of a run, their outputs, state and record.
 - :mod:`~jaxal.runner.plot`: learning curves from ``results.json``.
 - :mod:`~jaxal.runner.config`: :class:`~jaxal.runner.config.RunConfig`, read and checked.
 - :mod:`~jaxal.runner.prepare`: the dataset read once, the normalization chosen from it, each

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import json
 import os
 import tomllib
@@ -19,6 +20,8 @@ from typing import Any
 
 from jaxal import _checks
 from jaxal.data import NORMALIZATIONS
+from jaxal.stopping import StoppingRule
+from jaxal.stopping import get as get_stop_rule
 from jaxal.strategies import get as get_strategy
 
 CONFIG = "config.json"
@@ -52,6 +55,11 @@ class RunConfig:
     # Sets a strategy takes besides the pool: strategy -> set name -> .npz path (SMI's
     # query set: {"smi": {"query": "query.npz"}}).
     inputs: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    # Stopping rules: rule -> hyperparameters ({"labeling_budget": {"budget": 100}}); an
+    # experiment ends after the first round at which one of them fires.
+    stop: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # Pool points in each seed's stop set (stabilizing_predictions); all when fewer.
+    stop_set: int = 1000
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: tuples become lists."""
@@ -62,7 +70,7 @@ class RunConfig:
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
 # Fields that a run's config.json written before they existed lacks (their defaults apply).
-ADDED_FIELDS = ("mc_kwargs", "inputs")
+ADDED_FIELDS = ("mc_kwargs", "inputs", "stop", "stop_set")
 
 Check = Callable[[str, Any], Any]
 
@@ -176,6 +184,107 @@ def _inputs(name: str, value: Any) -> dict[str, dict[str, str]]:
     return out
 
 
+def stop_rule(rule: str, hparams: dict[str, Any], name: str = "stop") -> StoppingRule:
+    """The stopping rule ``rule`` built with ``hparams``.
+
+    ``name`` is how messages name the setting: ``stop`` (a file's ``[stop.<rule>]``
+    table) or ``--stop`` (the flags).
+
+    Raises:
+        ValueError: an unknown rule (listing the known ones), an unknown hyperparameter
+            (with the closest name and the rule's hyperparameters), a missing required
+            one, or a bad value.
+    """
+    factory = get_stop_rule(rule)
+    shown = f"{name} {rule}" if name.startswith("--") else f"[{name}.{rule}]"
+    parameters = inspect.signature(factory).parameters.values()
+    accepted = [p.name for p in parameters]
+    for key in hparams:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{shown}: unknown hyperparameter {key!r}{hint}; {rule} takes {', '.join(accepted)}"
+            )
+    for parameter in parameters:
+        if parameter.default is inspect.Parameter.empty and parameter.name not in hparams:
+            raise ValueError(f"{shown} needs {parameter.name} (it has no default)")
+    try:
+        return factory(**hparams)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{shown}: {error}") from None
+
+
+def _stop(name: str, value: Any) -> dict[str, dict[str, Any]]:
+    """Rule -> hyperparameters: a table of tables (``[stop.<rule>]``, empty for the
+    defaults); every rule is built once, so that bad settings fail before any round."""
+    if not isinstance(value, dict) or not all(isinstance(t, dict) for t in value.values()):
+        raise ValueError(
+            f"{name} must be a table of tables, [stop.<rule>] (an empty table for the "
+            f"rule's defaults), got {value!r}"
+        )
+    for rule, table in value.items():
+        stop_rule(rule, table, name)
+    return {rule: dict(table) for rule, table in value.items()}
+
+
+def stop_from_flags(
+    rules: list[str] | None, kwargs: str | None, base: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]] | None:
+    """The stopping rules that ``--stop`` and ``--stop-kwargs`` give over ``base`` (the
+    config file's ``[stop]`` tables); None when neither flag is given.
+
+    Args:
+        rules: the ``--stop`` values (the flag repeated, each value comma-separated):
+            they replace the file's rules, and a rule that the file has keeps its table.
+        kwargs: ``--stop-kwargs``, a JSON object of rule -> hyperparameters, set over
+            those of the rules (each must be one of them).
+
+    Raises:
+        ValueError: no rule named, one named twice, unreadable JSON, or hyperparameters of
+            a rule the run does not use.
+    """
+    if rules is None and kwargs is None:
+        return None
+    if rules is None:
+        selected = {rule: dict(table) for rule, table in base.items()}
+    else:
+        names = [part.strip() for value in rules for part in value.split(",") if part.strip()]
+        if not names:
+            raise ValueError("--stop must name at least one stopping rule")
+        duplicates = sorted({rule for rule in names if names.count(rule) > 1})
+        if duplicates:
+            raise ValueError(f"--stop lists {', '.join(duplicates)} more than once")
+        selected = {rule: dict(base.get(rule, {})) for rule in names}
+    for rule, table in _stop_kwargs(kwargs).items():
+        if rule not in selected:
+            raise ValueError(
+                f"--stop-kwargs sets hyperparameters of {rule!r}, which is not a stopping rule "
+                f"of this run (its rules: {', '.join(selected) or 'none'}): add it to --stop"
+            )
+        selected[rule].update(table)
+    return selected
+
+
+def _stop_kwargs(text: str | None) -> dict[str, dict[str, Any]]:
+    """``--stop-kwargs``: a JSON object of rule -> object of hyperparameters ({} for None)."""
+    if text is None:
+        return {}
+    example = '\'{"labeling_budget": {"budget": 100}}\''
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"--stop-kwargs must be a JSON object such as {example}, got {text!r} ({error})"
+        ) from None
+    if not isinstance(value, dict) or not all(isinstance(t, dict) for t in value.values()):
+        raise ValueError(
+            f"--stop-kwargs must map each rule to an object of hyperparameters, such as "
+            f"{example}, got {text!r}"
+        )
+    return value
+
+
 _count = _integer(_checks.positive_int)
 
 CHECKS: dict[str, Check] = {
@@ -199,6 +308,8 @@ CHECKS: dict[str, Check] = {
     "hparams": _hparams,
     "mc_kwargs": _optional(_keywords),
     "inputs": _inputs,
+    "stop": _stop,
+    "stop_set": _count,
 }
 
 

@@ -174,8 +174,17 @@ def run_round(
     return State(pool, key, train_state, [*state.rows, row])
 
 
-def save_state(path: str, state: State, meta: dict[str, Any]) -> None:
-    """Write ``state`` (plus ``meta``) to ``path`` atomically."""
+STATE_ARRAYS = ("labeled", "y", "key")
+
+
+def save_state(
+    path: str,
+    state: State,
+    meta: dict[str, Any],
+    extra: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write ``state`` (plus ``meta`` and the named arrays ``extra``) to ``path``
+    atomically."""
     checkpoint.save(
         path,
         state.train_state,
@@ -183,13 +192,17 @@ def save_state(path: str, state: State, meta: dict[str, Any]) -> None:
             "labeled": np.asarray(state.pool.labeled),
             "y": np.asarray(state.pool.y),
             "key": np.asarray(jax.random.key_data(state.key)),
+            **(extra or {}),
         },
         {**meta, "rows": state.rows},
     )
 
 
-def load_state(path: str, dataset: Dataset, trainer: Trainer) -> tuple[State, dict[str, Any]]:
-    """Read a checkpoint of :func:`save_state` for an experiment on ``dataset``.
+def load_state(
+    path: str, dataset: Dataset, trainer: Trainer
+) -> tuple[State, dict[str, Any], dict[str, np.ndarray]]:
+    """Read a checkpoint of :func:`save_state` for an experiment on ``dataset``: the
+    state, the meta and the ``extra`` arrays.
 
     Raises:
         ValueError: unreadable file, or one that does not fit the dataset or model.
@@ -207,7 +220,8 @@ def load_state(path: str, dataset: Dataset, trainer: Trainer) -> tuple[State, di
     if labeled.shape != (n,) or y.shape != (n,):
         raise ValueError(f"checkpoint {path} belongs to a pool of another size")
     pool = Pool.create(dataset.x_train, y=y, labeled=labeled)
-    return State(pool, key, train_state, rows), meta
+    extra = {name: array for name, array in arrays.items() if name not in STATE_ARRAYS}
+    return State(pool, key, train_state, rows), meta, extra
 
 
 def read_rows(path: str) -> list[Row]:

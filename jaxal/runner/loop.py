@@ -16,7 +16,7 @@ import sys
 import time
 from typing import IO, Any
 
-from jaxal.runner import checkpoint, experiment, report
+from jaxal.runner import checkpoint, experiment, report, stop
 from jaxal.runner.config import CONFIG, RunConfig, read_run_config, resumed_config
 from jaxal.runner.setup import Setup, make_setup
 
@@ -131,7 +131,9 @@ def execute(setup: Setup, stop_after: int | None = None, out: IO[str] | None = N
 
     An experiment continues from its checkpoint, which holds the state after its last
     finished round; one that already has ``config.rounds`` rounds is skipped, one that has
-    fewer (a killed run, or a finished one whose rounds were extended) runs the rest.
+    fewer (a killed run, or a finished one whose rounds were extended) runs the rest. With
+    stopping rules (``config.stop``), an experiment ends after the round at which one of
+    them fires, and stays ended when the run is resumed or extended.
 
     Args:
         stop_after: stop after this many rounds run in this call (for tests of resume:
@@ -147,18 +149,27 @@ def execute(setup: Setup, stop_after: int | None = None, out: IO[str] | None = N
     settings = experiment.Settings(config.rounds, config.budget, config.initial, config.warm_start)
     compiled = experiment.Compiled()
     rounds_per_experiment = config.rounds + 1
+    stopping = setup.stopping
     rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    stopped: dict[tuple[str, int], dict[str, Any] | None] = {}
     for name in config.strategy:
         for seed in range(config.seeds):
             path = experiment.checkpoint_path(config.out, name, seed)
-            rows[name, seed] = experiment.read_rows(path) if os.path.exists(path) else []
+            exists = os.path.exists(path)
+            rows[name, seed] = experiment.read_rows(path) if exists else []
+            stopped[name, seed] = stop.read_stopped(path) if exists else None
     progress = report.Progress(
-        total=len(rows) * rounds_per_experiment,
+        total=sum(
+            rounds_per_experiment if stopped[key] is None else len(r) for key, r in rows.items()
+        ),
         done=sum(min(len(r), rounds_per_experiment) for r in rows.values()),
     )
 
     def experiments() -> list[dict[str, Any]]:
-        return [{"strategy": n, "seed": s, "rounds": r} for (n, s), r in rows.items()]
+        return [
+            {"strategy": n, "seed": s, "rounds": r, "stopped": stopped[n, s]}
+            for (n, s), r in rows.items()
+        ]
 
     def write_results(complete: bool) -> None:
         results = report.results_dict(
@@ -171,12 +182,15 @@ def execute(setup: Setup, stop_after: int | None = None, out: IO[str] | None = N
     for name in config.strategy:
         strategy = setup.strategies[name]
         for seed in range(config.seeds):
-            if len(rows[name, seed]) >= rounds_per_experiment:
+            if len(rows[name, seed]) >= rounds_per_experiment or stopped[name, seed] is not None:
                 continue
             dataset = setup.datasets[seed]
             path = experiment.checkpoint_path(config.out, name, seed)
+            stop_state = None
             if os.path.exists(path):
-                state, _ = experiment.load_state(path, dataset, setup.trainer)
+                state, _, arrays = experiment.load_state(path, dataset, setup.trainer)
+                if stopping is not None:
+                    stop_state = stop.restore(stopping, arrays, state, seed, path)
             else:
                 state = experiment.initial_state(dataset, settings, seed, setup.trainer)
             while len(state.rows) < rounds_per_experiment:
@@ -190,21 +204,43 @@ def execute(setup: Setup, stop_after: int | None = None, out: IO[str] | None = N
                     )
                     return 0
                 inputs = setup.inputs[name][seed] if name in setup.inputs else None
+                previous = state.train_state.params
                 state = experiment.run_round(
                     state, dataset, settings, strategy, setup.trainer, compiled, name, inputs
                 )
-                experiment.save_state(path, state, {"strategy": name, "seed": seed})
+                arrays = {}
+                if stopping is not None:
+                    state, stop_state, stopped[name, seed] = stop.after_round(
+                        stopping, compiled, stop_state, state, previous, seed
+                    )
+                    arrays = stop.state_arrays(stop_state)
+                meta = {"strategy": name, "seed": seed, "stopped": stopped[name, seed]}
+                experiment.save_state(path, state, meta, arrays)
                 rows[name, seed] = state.rows
                 write_results(complete=False)
                 ran += 1
                 row = state.rows[-1]
+                fired = stopped[name, seed]
+                if fired is not None:
+                    progress.drop(rounds_per_experiment - len(state.rows))
                 progress.advance(
                     f"{name} seed {seed} round {row['round']}: {row['labeled']} labeled, "
-                    f"accuracy {row['test_accuracy']:.3f}",
-                    last=len(state.rows) == rounds_per_experiment,
+                    f"accuracy {row['test_accuracy']:.3f}"
+                    + (f", stopped by {fired['rule']}" if fired else ""),
+                    last=len(state.rows) == rounds_per_experiment or fired is not None,
                 )
+                if fired is not None:
+                    break
         progress.clear()
-        print(report.strategy_table(name, [rows[name, s] for s in range(config.seeds)]), file=out)
+        seeds = range(config.seeds)
+        print(
+            report.strategy_table(
+                name,
+                [rows[name, s] for s in seeds],
+                [stopped[name, s] for s in seeds] if stopping is not None else None,
+            ),
+            file=out,
+        )
         print(file=out)
     write_results(complete=True)
     figure = report.draw_figure(config.out)

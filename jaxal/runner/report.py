@@ -47,6 +47,11 @@ class Progress:
             print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {label}", file=self.stream)
             self.stream.flush()
 
+    def drop(self, count: int) -> None:
+        """``count`` planned rounds will not run (an experiment that a stopping rule
+        ended)."""
+        self.total -= count
+
     def _draw(self, label: str) -> None:
         width = 24
         filled = round(width * self.done / max(self.total, 1))
@@ -73,23 +78,55 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def strategy_table(name: str, runs: list[list[dict[str, Any]]]) -> str:
-    """Per round over seeds: labeled, accuracy mean ± std, mean select and train seconds."""
-    rounds = min(len(rows) for rows in runs)
+def strategy_table(
+    name: str,
+    runs: list[list[dict[str, Any]]],
+    stopped: list[dict[str, Any] | None] | None = None,
+) -> str:
+    """Per round over seeds: labeled, accuracy mean ± std, mean select and train seconds.
+
+    ``stopped``: per seed, the record of the stopping rule that ended its experiment
+    (``{"rule", "round", "reason"}``) or None, for a run with stopping rules. Then each
+    round averages the seeds that reached it, two more columns give their count and the
+    seeds that stopped there (and by which rule), and a line per seed below the table
+    says where and why it stopped, or that no rule fired.
+    """
+    if stopped is None:
+        rounds = min(len(rows) for rows in runs)
+        extra = ""
+    else:
+        rounds = max(len(rows) for rows in runs)
+        extra = f" {'seeds':>5} stopped"
     lines = [
         f"{name}: {len(runs)} seed{'s' * (len(runs) > 1)}, test accuracy mean ± std, seconds mean",
-        f"{'round':>5} {'labeled':>7} {'accuracy':>15} {'select s':>9} {'train s':>8}",
+        f"{'round':>5} {'labeled':>7} {'accuracy':>15} {'select s':>9} {'train s':>8}{extra}",
     ]
     for r in range(rounds):
-        rows = [run[r] for run in runs]
+        rows = [run[r] for run in runs if len(run) > r]
         accuracy = np.array([row["test_accuracy"] for row in rows])
         selects = [row["select_seconds"] for row in rows if row["select_seconds"] is not None]
         select = f"{np.mean(selects):.3f}" if selects else "-"
         train_seconds = np.mean([row["train_seconds"] for row in rows])
-        lines.append(
+        line = (
             f"{r:>5} {rows[0]['labeled']:>7} {accuracy.mean():>7.3f} ± {accuracy.std():.3f} "
             f"{select:>9} {train_seconds:>8.3f}"
         )
+        if stopped is not None:
+            here = [
+                f"seed {seed} ({record['rule']})"
+                for seed, record in enumerate(stopped)
+                if record is not None and record["round"] == r
+            ]
+            line += f" {len(rows):>5} {', '.join(here)}".rstrip()
+        lines.append(line)
+    for seed, record in enumerate(stopped or []):
+        if record is None:
+            lines.append(f"seed {seed}: no stopping rule fired in {len(runs[seed]) - 1} rounds")
+        else:
+            lines.append(
+                f"seed {seed}: stopped at round {record['round']} by {record['rule']}: "
+                f"{record['reason']}"
+            )
     return "\n".join(lines)
 
 
@@ -118,11 +155,12 @@ def summary_table(experiments: list[dict[str, Any]]) -> str:
 
 def with_progress(experiment: dict[str, Any], planned_rows: int) -> dict[str, Any]:
     """``experiment`` with ``complete`` (all ``planned_rows`` rounds, round 0 included,
-    finished) and ``last_round`` (the last finished round, None before round 0)."""
+    finished, or a stopping rule ended it: ``stopped`` is not None) and ``last_round``
+    (the last finished round, None before round 0)."""
     rows = experiment["rounds"]
     return {
         **experiment,
-        "complete": len(rows) >= planned_rows,
+        "complete": len(rows) >= planned_rows or experiment.get("stopped") is not None,
         "last_round": int(rows[-1]["round"]) if rows else None,
     }
 
@@ -164,8 +202,11 @@ def results_dict(
 ) -> dict[str, Any]:
     """The ``results.json`` content.
 
-    ``complete`` is true once every experiment has finished every round; each experiment
-    says whether it has (``complete``) and its ``last_round``. Pool indices (``initial``,
+    ``complete`` is true once every experiment has finished every round or been ended by
+    a stopping rule; each experiment says whether it has (``complete``), its
+    ``last_round``, and ``stopped``: the rule that ended it, ``{"rule", "round",
+    "reason"}``, or None. With stopping rules, every round's ``stopping`` gives each
+    rule's state in words. Pool indices (``initial``,
     ``selected``) index each seed's pool; ``initial_rows`` and
     ``selected_rows`` are the same points as rows of the user's data, which
     ``dataset.rows_of`` names (before any split or subset).

@@ -1,5 +1,6 @@
 """What a run builds once and shares between its experiments: every seed's dataset, the
-model (``--model``), its trainer and the strategies, all checked before the first round.
+model (``--model``), its trainer, the strategies and the stopping rules, all checked before
+the first round.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from jaxal.data import Dataset, Raw
 from jaxal.model import from_flax
 from jaxal.pool import Pool
 from jaxal.round import make_round
-from jaxal.runner.config import RunConfig
+from jaxal.runner.config import RunConfig, stop_rule
 from jaxal.runner.prepare import (
     Prepared,
     normalize_like,
@@ -30,6 +31,7 @@ from jaxal.runner.prepare import (
     resolve_normalization,
     set_names,
 )
+from jaxal.runner.stop import Stopping, make_stopping
 from jaxal.strategies import Strategy
 from jaxal.strategies import get as get_strategy
 from jaxal.train import MODELS, Trainer, trainer
@@ -55,6 +57,8 @@ class Setup:
     normalization_reason: str
     # strategy -> one dict per seed: keyword input name -> array (SMI's query_x, ...)
     inputs: dict[str, list[dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
+    # The stopping rules (config.stop) and their stop sets; None without rules.
+    stopping: Stopping | None = None
 
 
 def check_budget(config: RunConfig, pool_size: int) -> None:
@@ -269,6 +273,13 @@ def make_setup(config: RunConfig) -> Setup:
         name: strategy_inputs(name, strategy, config, source.raw, prepared, train)
         for name, strategy in strategies.items()
     }
+    stopping = make_stopping(
+        [stop_rule(rule, hparams) for rule, hparams in config.stop.items()],
+        train,
+        [len(dataset.x_train) for dataset in datasets],
+        config.stop_set,
+        config.budget,
+    )
     return Setup(
         config,
         datasets,
@@ -280,4 +291,5 @@ def make_setup(config: RunConfig) -> Setup:
         source.rows_of,
         reason,
         inputs,
+        stopping,
     )
