@@ -35,23 +35,23 @@ def test_the_file_is_in_wal_mode(store):
 
 def test_a_label_is_stored_with_its_round_annotator_and_time(store):
     pick = store.claim("tab-a", LEASE).pick
-    assert pick.index == 10 and pick.round == 0 and pick.position == 0
+    assert pick.point == 10 and pick.round == 0 and pick.position == 0
     saved = submit(store, "tab-a", 10, label=2, annotator="  Ada ")
     (label,) = store.labels()
     assert label == saved
-    assert (label.index, label.label, label.round, label.annotator) == (10, 2, 0, "Ada")
+    assert (label.point, label.label, label.round, label.annotator) == (10, 2, 0, "Ada")
     assert label.source == "page" and label.created_at > 0
     assert store.open_round().resolved == 1
 
 
 def test_two_tabs_never_get_the_same_point(store):
-    a = store.claim("tab-a", LEASE).pick.index
-    b = store.claim("tab-b", LEASE).pick.index
-    c = store.claim("tab-c", LEASE).pick.index
+    a = store.claim("tab-a", LEASE).pick.point
+    b = store.claim("tab-b", LEASE).pick.point
+    c = store.claim("tab-c", LEASE).pick.point
     assert len({a, b, c}) == 3
     # A tab asking again keeps its own point.
-    assert store.claim("tab-a", LEASE).pick.index == a
-    d = store.claim("tab-d", LEASE).pick.index
+    assert store.claim("tab-a", LEASE).pick.point == a
+    d = store.claim("tab-d", LEASE).pick.point
     assert store.claim("tab-e", LEASE).pick is None
     assert "another tab" in store.claim("tab-e", LEASE).reason
     # Another tab cannot label a point held by a live claim.
@@ -63,14 +63,14 @@ def test_two_tabs_never_get_the_same_point(store):
 
 def test_an_expired_claim_goes_to_another_tab(store):
     now = 1_000_000.0
-    held = [store.claim(f"tab-{i}", LEASE, now=now).pick.index for i in range(4)]
+    held = [store.claim(f"tab-{i}", LEASE, now=now).pick.point for i in range(4)]
     assert store.claim("late", LEASE, now=now + 1).pick is None
     # tab-0 stops polling; its lease runs out, the others renew theirs.
     for i in range(1, 4):
         store.touch(f"tab-{i}", now=now + LEASE)
     late = store.claim("late", LEASE, now=now + LEASE + 1).pick
-    assert late.index == held[0]
-    submit(store, "late", late.index, now=now + LEASE + 2)
+    assert late.point == held[0]
+    submit(store, "late", late.point, now=now + LEASE + 2)
     with pytest.raises(Rejected, match="already labeled"):
         submit(store, "tab-0", held[0], now=now + LEASE + 3)
 
@@ -123,14 +123,14 @@ def test_skip_and_undo_only_the_tabs_own_last_label(store):
     submit(store, "tab-a", 10, label=0)
     submit(store, "tab-b", 11, label=1)
     submit(store, "tab-a", 12, label=None)  # a skip
-    assert [(x.index, x.label) for x in store.labels()] == [(10, 0), (11, 1), (12, None)]
+    assert [(x.point, x.label) for x in store.labels()] == [(10, 0), (11, 1), (12, None)]
     back = store.undo("tab-a", 0)
-    assert back.index == 12  # the skip, tab-a's last
-    assert store.claim("tab-a", LEASE).pick.index == 12  # handed back to tab-a
-    assert store.undo("tab-a", 0).index == 10
+    assert back.point == 12  # the skip, tab-a's last
+    assert store.claim("tab-a", LEASE).pick.point == 12  # handed back to tab-a
+    assert store.undo("tab-a", 0).point == 10
     with pytest.raises(Rejected, match="nothing to undo"):
         store.undo("tab-a", 0)
-    assert [(x.index, x.label) for x in store.labels()] == [(11, 1)]  # tab-b's stays
+    assert [(x.point, x.label) for x in store.labels()] == [(11, 1)]  # tab-b's stays
     history = store.history()
     assert len(history) == 3 and sum(row["undone_at"] is not None for row in history) == 2
 
@@ -169,10 +169,10 @@ def test_imports_add_keep_and_report_conflicts(store):
     assert report == {"added": [11, 40], "same": [10], "conflicts": []}
     report = store.import_labels([(11, 0, "ls")], "import:x.json")
     assert report == {"added": [], "same": [], "conflicts": [11]}
-    assert {x.index: x.label for x in store.labels()} == {10: 1, 11: 2, 40: 0}
+    assert {x.point: x.label for x in store.labels()} == {10: 1, 11: 2, 40: 0}
     with pytest.raises(Rejected, match="annotator"):
         store.import_labels([(12, 0, "")], "import:x.json")
-    assert 12 not in {x.index for x in store.labels()}
+    assert 12 not in {x.point for x in store.labels()}
 
 
 def test_many_threads_label_one_batch_without_a_lost_or_double_label(tmp_path):
@@ -191,8 +191,8 @@ def test_many_threads_label_one_batch_without_a_lost_or_double_label(tmp_path):
                 claimed = store.claim(name, LEASE)
                 if claimed.pick is None:
                     break
-                store.submit(name, 0, claimed.pick.index, 1, name, CLASSES, POOL, LEASE)
-                mine.append(claimed.pick.index)
+                store.submit(name, 0, claimed.pick.point, 1, name, CLASSES, POOL, LEASE)
+                mine.append(claimed.pick.point)
         except BaseException as error:  # reported below
             errors.append(error)
         done[name] = mine
@@ -205,7 +205,7 @@ def test_many_threads_label_one_batch_without_a_lost_or_double_label(tmp_path):
     assert errors == []
     labeled = [index for mine in done.values() for index in mine]
     assert sorted(labeled) == picks  # every pick once, none twice
-    assert sorted(x.index for x in store.labels()) == picks
+    assert sorted(x.point for x in store.labels()) == picks
 
 
 def test_a_file_that_is_not_a_store_is_refused(tmp_path):
@@ -216,11 +216,11 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path):
 
 
 def test_after_a_restart_a_tab_claims_the_point_it_shows_again(store):
-    shown = store.claim("tab-a", LEASE).pick.index
+    shown = store.claim("tab-a", LEASE).pick.point
     store.release_all()
     store.touch("tab-a", shown)
-    assert store.claim("tab-b", LEASE).pick.index != shown
+    assert store.claim("tab-b", LEASE).pick.point != shown
     # A point another tab holds, or one labeled meanwhile, is not taken over.
-    taken = store.claim("tab-c", LEASE).pick.index
+    taken = store.claim("tab-c", LEASE).pick.point
     store.touch("tab-a", taken)
-    assert store.claim("tab-c", LEASE).pick.index == taken
+    assert store.claim("tab-c", LEASE).pick.point == taken

@@ -248,12 +248,12 @@ class _Api:
     def point(self, pick: Pick) -> dict[str, Any]:
         """A pick as the page shows it."""
         data = self.project.data
-        described: dict[str, Any] = {"round": pick.round, "index": pick.index}
+        described: dict[str, Any] = {"round": pick.round, "index": pick.point}
         described["position"] = pick.position
         if data.display == "image":
-            described["image"] = f"/api/image/{pick.index}?v={self.version}"
+            described["image"] = f"/api/image/{pick.point}?v={self.version}"
         else:
-            described["row"] = self.project.renderer.row(pick.index)
+            described["row"] = self.project.renderer.row(pick.point)
         return described
 
     def snapshot(self, client: str | None, shown: int | None = None) -> dict[str, Any]:
@@ -336,7 +336,9 @@ class _Api:
             )
             if self.store.needs_round():
                 project.worker.wake()
-            return {"saved": saved._asdict(), **self._next(body["client"])}
+            kept: dict[str, Any] = {"index": saved.point, "label": saved.label}
+            kept.update(round=saved.round, annotator=saved.annotator, created_at=saved.created_at)
+            return {"saved": kept, **self._next(body["client"])}
 
         return JSONResponse(await run_in_threadpool(write))
 

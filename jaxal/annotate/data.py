@@ -141,6 +141,8 @@ def load(
     notes: list[str] = []
     files = None
     feature_names = None
+    raw_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
     rng = np.random.default_rng(seed)
     if dataset == "digits":
         digits = load_digits()
@@ -152,8 +154,6 @@ def load(
         raw = read_images(files, image_size)
         if heldout is not None:
             raw_test, y_test = read_heldout(heldout, names, image_size)
-        else:
-            raw_test = y_test = None
     elif dataset.endswith(".npz") or os.path.isfile(dataset):
         raw, raw_test, y_test, names, feature_names, notes = read_npz(dataset)
     else:

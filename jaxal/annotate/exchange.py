@@ -121,13 +121,13 @@ def export(
         folder = os.path.join(out, "images")
         os.makedirs(folder, exist_ok=True)
         for pick, _ in picks:
-            target = os.path.join(folder, _image_name(data, pick.index))
-            source = renderer.file(pick.index)
+            target = os.path.join(folder, _image_name(data, pick.point))
+            source = renderer.file(pick.point)
             if source is not None:
                 shutil.copyfile(source, target)
             else:
                 with open(target, "wb") as file:
-                    file.write(renderer.png(pick.index, min_side=EXPORT_MIN_SIDE))
+                    file.write(renderer.png(pick.point, min_side=EXPORT_MIN_SIDE))
             images += 1
     records = [_record(data, renderer, pick, label) for pick, label in picks]
     if fmt == "csv":
@@ -153,11 +153,11 @@ def export(
 def _record(
     data: LabelingData, renderer: Renderer, pick: Pick, label: Label | None
 ) -> dict[str, Any]:
-    record: dict[str, Any] = {"index": pick.index, "round": pick.round, "position": pick.position}
+    record: dict[str, Any] = {"index": pick.point, "round": pick.round, "position": pick.position}
     if data.display == "image":
-        record["image"] = f"images/{_image_name(data, pick.index)}"
+        record["image"] = f"images/{_image_name(data, pick.point)}"
     else:
-        record["row"] = dict(renderer.row(pick.index))
+        record["row"] = dict(renderer.row(pick.point))
     status = "open" if label is None else "skipped" if label.label is None else "labeled"
     record["label"] = None if label is None or label.label is None else data.classes[label.label]
     record["status"] = status
@@ -209,10 +209,10 @@ def _task(data: LabelingData, renderer: Renderer, pick: Pick, image_url: str) ->
     name, _ = _object_tag(data)
     task_data: dict[str, Any] = {}
     if data.display == "image":
-        task_data["image"] = image_url + urllib.parse.quote(_image_name(data, pick.index))
+        task_data["image"] = image_url + urllib.parse.quote(_image_name(data, pick.point))
     else:
-        task_data["row"] = dict(renderer.row(pick.index))
-    task_data["jaxal_idx"] = pick.index
+        task_data["row"] = dict(renderer.row(pick.point))
+    task_data["jaxal_idx"] = pick.point
     task_data["jaxal_round"] = pick.round
     task: dict[str, Any] = {"data": task_data}
     if pick.predicted is not None:
@@ -222,7 +222,7 @@ def _task(data: LabelingData, renderer: Renderer, pick: Pick, image_url: str) ->
                 "score": None if pick.confidence is None else round(pick.confidence, 4),
                 "result": [
                     {
-                        "id": f"jaxal{pick.index}",
+                        "id": f"jaxal{pick.point}",
                         "from_name": FROM_NAME,
                         "to_name": name,
                         "type": "choices",
@@ -379,7 +379,7 @@ def _annotator(annotation: dict[str, Any]) -> str | None:
 
 def _ls_task_entry(task: dict[str, Any], position: int, from_name: str) -> _Entry:
     where = f"task {task.get('id', f'#{position + 1}')}"
-    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    data = task["data"] if isinstance(task.get("data"), dict) else {}
     annotations = [
         a
         for a in task.get("annotations") or []

@@ -94,14 +94,14 @@ class Pick(NamedTuple):
 
     Attributes:
         round: the round that picked it.
-        index: the point's index in the pool.
+        point: the point's index in the pool.
         position: its place in the round's batch (0 first).
         predicted: the model's class for it when it was picked (None before any label).
         confidence: the model's probability of ``predicted``.
     """
 
     round: int
-    index: int
+    point: int
     position: int
     predicted: int | None
     confidence: float | None
@@ -140,7 +140,7 @@ class Label(NamedTuple):
     """One active label (undone ones are left out).
 
     Attributes:
-        index: the point.
+        point: the point's index in the pool.
         label: its class, or None for a skip.
         round: the round it was given in.
         annotator: who gave it.
@@ -149,7 +149,7 @@ class Label(NamedTuple):
         created_at: seconds since the epoch.
     """
 
-    index: int
+    point: int
     label: int | None
     round: int
     annotator: str

@@ -143,7 +143,7 @@ class Worker:
                 return False
             latest = self.store.latest_round()
             round_index = 0 if latest is None else latest.round + 1
-            labels = [(label.index, label.label) for label in self.store.labels()]
+            labels = [(label.point, label.label) for label in self.store.labels()]
             with_class = sum(label is not None for _, label in labels)
             pick = self.rounds is None or round_index < self.rounds
             budget = self.learner.config.budget

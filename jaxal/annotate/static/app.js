@@ -76,6 +76,7 @@ function buildClasses(classes) {
     const button = document.createElement("button");
     button.type = "button";
     button.dataset.label = String(k);
+    button.setAttribute("aria-label", name);
     if (keyOfLabel[k]) {
       const key = document.createElement("kbd");
       key.textContent = keyOfLabel[k];
