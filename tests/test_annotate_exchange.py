@@ -181,7 +181,7 @@ def test_labels_made_in_label_studio_come_back(stored, tmp_path, capsys):
     status, printed, _ = run(capsys, "annotate", "import", exported, "--store", path)
     assert status == 0, printed
     assert "imported 3 labels" in printed and "(labelstudio-json)" in printed
-    assert "1 tasks without a label" in printed
+    assert "1 task without a label" in printed
     labels = {x.point: x for x in store.labels()}
     skipped_in_ls = tasks[1]["data"]["jaxal_idx"]
     assert skipped_in_ls not in labels

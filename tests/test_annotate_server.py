@@ -210,3 +210,23 @@ def test_only_loopback_hosts_go_without_a_token():
     assert not server.is_loopback("0.0.0.0") and not server.is_loopback("192.168.1.5")
     assert not server.is_loopback("example.org")
     assert server.address("::1", 80) == "http://[::1]:80/"
+
+
+def test_serve_is_the_default_action(tmp_path, capsys):
+    from jaxal import cli
+    from jaxal.annotate.cli import with_default_action
+
+    assert with_default_action(["annotate", "--dataset", "d"]) == [
+        "annotate",
+        "serve",
+        "--dataset",
+        "d",
+    ]
+    assert with_default_action(["annotate", "export", "--format", "csv"])[1] == "export"
+    assert with_default_action(["run", "--budget", "3"]) == ["run", "--budget", "3"]
+    store = tmp_path / "new.sqlite"
+    assert cli.main(["annotate", "--store", str(store)]) == 2
+    assert "is new: give --dataset" in capsys.readouterr().err
+    assert not store.exists()
+    assert cli.main(["annotate", "export", "--store", str(store), "--format", "csv"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -104,7 +104,8 @@ def import_command(args: argparse.Namespace) -> int:
             f"{shown}{' ...' if len(done.conflicts) > 10 else ''}"
         )
     if done.unlabeled:
-        print(f"  {done.unlabeled} tasks without a label (skipped, cancelled or empty)")
+        tasks = "task" if done.unlabeled == 1 else "tasks"
+        print(f"  {done.unlabeled} {tasks} without a label (skipped, cancelled or empty)")
     return 0
 
 

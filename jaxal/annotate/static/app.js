@@ -194,6 +194,16 @@ function svg(name, attributes, text) {
   return node;
 }
 
+// Round numbers from low to high, at most six of them.
+function ticks(low, high) {
+  const raw = (high - low) / 5;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const out = [];
+  for (let v = Math.ceil(low / step) * step; v <= high + 1e-9; v += step) out.push(+v.toFixed(6));
+  return out;
+}
+
 function renderChart(points) {
   const box = $("chart-box");
   if (!points) {
@@ -218,7 +228,7 @@ function renderChart(points) {
     chart.append(svg("text", { class: "tick", x: left - 6, y: y(v) + 3, "text-anchor": "end" }, v.toFixed(1)));
     chart.append(svg("line", { class: "axis", x1: left, y1: y(v), x2: right, y2: y(v), "stroke-dasharray": "2 4" }));
   }
-  for (const v of [low, high]) {
+  for (const v of ticks(low, high)) {
     chart.append(svg("text", { class: "tick", x: x(v), y: bottom + 14, "text-anchor": "middle" }, String(v)));
   }
   chart.append(svg("text", { class: "tick", x: (left + right) / 2, y: bottom + 28, "text-anchor": "middle" }, "labels"));
