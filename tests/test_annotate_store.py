@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from jaxal.annotate.store import Rejected, Store
+from jaxal.annotate.records import Rejected
+from jaxal.annotate.store import Store
 
 CLASSES = 3
 POOL = 50

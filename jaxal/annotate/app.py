@@ -48,8 +48,9 @@ from starlette.staticfiles import StaticFiles
 
 from jaxal.annotate.config import AnnotateConfig
 from jaxal.annotate.data import LabelingData
+from jaxal.annotate.records import Pick, Rejected, check_client
 from jaxal.annotate.render import MEDIA_TYPES, Renderer
-from jaxal.annotate.store import Pick, Rejected, Store, check_client
+from jaxal.annotate.store import Store
 from jaxal.annotate.worker import Worker
 
 Scope = MutableMapping[str, Any]
@@ -264,8 +265,7 @@ class _Api:
             store.touch(client, shown)
         rounds = store.rounds()
         latest = rounds[-1] if rounds else None
-        labels = store.labels()
-        labeled = sum(label.label is not None for label in labels)
+        labeled, skipped = store.counts()
         current = None
         if latest is not None and not latest.final:
             current = {
@@ -284,7 +284,7 @@ class _Api:
             "budget": project.config.budget,
             "rounds": project.config.rounds,
             "labeled": labeled,
-            "skipped": len(labels) - labeled,
+            "skipped": skipped,
             "round": current,
             "done": bool(latest is not None and latest.final),
             "status": "" if latest is None else latest.status,

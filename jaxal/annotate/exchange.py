@@ -49,8 +49,9 @@ from typing import Any, NamedTuple
 from xml.sax.saxutils import quoteattr
 
 from jaxal.annotate.data import LabelingData
+from jaxal.annotate.records import Label, Pick
 from jaxal.annotate.render import Renderer
-from jaxal.annotate.store import Label, Pick, Store
+from jaxal.annotate.store import Store
 
 FORMATS = ("csv", "jsonl", "labelstudio")
 FROM_NAME = "label"
