@@ -1,4 +1,5 @@
-"""The ``jaxal`` command: ``jaxal run`` runs experiments, ``jaxal plot`` redraws figures.
+"""The ``jaxal`` command: ``jaxal run`` runs experiments, ``jaxal plot`` redraws figures,
+``jaxal annotate`` serves a labeling page with active learning between batches.
 
 ``jaxal run`` trains a model, selects with each strategy, reveals the labels of the picked
 points, retrains and evaluates, for every strategy and seed; it prints a progress bar and
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Sequence
 
 import jaxal
+from jaxal.annotate import cli as annotate_cli
 from jaxal.data import NORMALIZATIONS
 from jaxal.runner import loop, report
 from jaxal.runner.config import (
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         version=f"jaxal {jaxal.__version__}",
         help="print jaxal's version and exit",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,plot}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,plot,annotate}")
     defaults = RunConfig()
     run = commands.add_parser(
         "run",
@@ -245,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("directory", metavar="DIR", help="a run's output directory")
     plot.add_argument("--output", metavar="PNG", help="default DIR/learning_curves.png")
     plot.set_defaults(handler=plot_command)
+
+    annotate_cli.add_parser(commands)
     return parser
 
 
@@ -282,7 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0, or 2 for bad input (message on stderr, no traceback).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(
+        annotate_cli.with_default_action(list(sys.argv[1:] if argv is None else argv))
+    )
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
