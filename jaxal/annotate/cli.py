@@ -4,12 +4,14 @@ and ``import``. The web server's packages are imported only when ``serve`` runs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from typing import Any
 
 from jaxal.annotate.config import FIELDS, AnnotateConfig
 from jaxal.annotate.data import DISPLAYS, parse_classes
 from jaxal.annotate.exchange import DEFAULT_IMAGE_URL, FORMATS, FROM_NAME
+from jaxal.annotate.stopping import RULES as STOP_RULES
 
 ACTIONS = ("serve", "export", "import")
 DEFAULT_STORE = "labels.sqlite"
@@ -28,9 +30,20 @@ def with_default_action(argv: list[str]) -> list[str]:
 def serve_command(args: argparse.Namespace) -> int:
     """``jaxal annotate [serve]``."""
     from jaxal.annotate.server import serve
+    from jaxal.annotate.stopping import StoppingStatus
 
     given: dict[str, Any] = {name: getattr(args, name, None) for name in FIELDS}
     given["classes"] = parse_classes(args.classes)
+    try:
+        stop_hparams = json.loads(args.stop_kwargs) if args.stop_kwargs else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--stop-kwargs is not JSON: {error}") from None
+    if not isinstance(stop_hparams, dict):
+        raise ValueError("--stop-kwargs must be a JSON object, e.g. '{\"window\": 2}'")
+    try:
+        status = StoppingStatus(args.stop, stop_hparams, seed=args.seed or 0)
+    except TypeError as error:
+        raise ValueError(f"--stop-kwargs for {args.stop}: {error}") from None
     return serve(
         args.store,
         given,
@@ -38,6 +51,7 @@ def serve_command(args: argparse.Namespace) -> int:
         port=args.port,
         annotator=args.annotator,
         lease=args.lease,
+        status=status,
     )
 
 
@@ -197,6 +211,17 @@ def add_parser(commands: Any) -> None:
         default=120.0,
         metavar="SECONDS",
         help="how long a closed tab keeps its point (default 120)",
+    )
+    add(
+        "--stop",
+        default="stabilizing_predictions",
+        choices=STOP_RULES,
+        help="the stopping rule whose state the page shows (default stabilizing_predictions)",
+    )
+    add(
+        "--stop-kwargs",
+        metavar="JSON",
+        help='its hyperparameters, e.g. \'{"window": 2}\' or \'{"budget": 300}\'',
     )
     serve.set_defaults(handler=serve_command)
 
