@@ -221,7 +221,7 @@ def add_parser(commands: Any) -> None:
     add(
         "--stop-kwargs",
         metavar="JSON",
-        help='its hyperparameters, e.g. \'{"window": 2}\' or \'{"budget": 300}\'',
+        help="its hyperparameters, e.g. '{\"window\": 2}' or '{\"budget\": 300}'",
     )
     serve.set_defaults(handler=serve_command)
 
