@@ -311,3 +311,10 @@ def test_target_shape_errors():
     for bad in (jnp.zeros((0, D)), jnp.zeros((3, D + 1)), jnp.zeros(D)):
         with pytest.raises(ValueError, match="target_x must be"):
             strategy.select(params, pool, jax.random.key(0), target_x=bad)
+
+
+def test_streaming_refuses_it():
+    """A point's EPIG depends on the targets, which a chunk-by-chunk stream cannot share."""
+    x, params, _, key, _ = strategy_problem(19)
+    with pytest.raises(TypeError, match="select on the pool in memory"):
+        jaxal.streaming.top_k(_epig(5, mc_samples=MC, target_samples=TARGETS), params, x, key)

@@ -61,10 +61,12 @@ def epig(
 
     Cost: S head passes (or S stochastic forward passes without a ``head``) over the pool
     and the M targets, then O(N * M * S * C^2) multiply-adds and N * M * C^2 logarithms,
-    the whole cost at large M (about 3 s at N = 50,000, M = 1,000, S = 20, C = 10 on two
-    CPU cores); memory O(N * S * C) for the samples plus O(chunk * M * C^2) for one chunk
-    of the joints. Needs a model with dropout (or a ``head``) and a trained classifier:
-    from an untrained model EPIG is close to 0 everywhere.
+    the whole cost at large M (10^11 and 5 * 10^9 at N = 50,000, M = 1,000, S = 20,
+    C = 10: seconds on two CPU cores; the time is linear in M); memory O(N * S * C) for
+    the samples plus O(chunk * M * C^2) for one chunk of the joints. Needs a model with
+    dropout (or a ``head``) and a trained classifier: from an untrained model EPIG is
+    close to 0 everywhere. ``jaxal.streaming.top_k`` refuses it: a point's score depends
+    on the targets, which chunks streamed one by one cannot share.
 
     Args:
         model: the :class:`jaxal.Model`; outside ``jit``, MC samples whose logits are
