@@ -1,7 +1,7 @@
 """EPIG against a NumPy float64 evaluation of its definition (the exact joint of the two
 labels over the S samples), its BALD limit, and the strategy end to end with its own
-consistent dropout masks. (baal's EPIG, the one peer implementation, is not installed
-here.)"""
+consistent dropout masks. (baal, whose EPIG is the one peer implementation, is not a
+test dependency.)"""
 
 from __future__ import annotations
 
