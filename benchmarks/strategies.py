@@ -104,6 +104,10 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "maxherding": ("maxherding", {}),
     "uherding": ("uherding", {}),
     "dropquery": ("dropquery", {}),
+    # EPIG: S = 20 consistent MC-dropout samples, M = 1,000 targets drawn from the pool.
+    "epig": ("epig", {"mc_samples": 20, "target_samples": 1000}),
+    # ALFA-Mix, its defaults (closed form, the cap rising by 0.2; the MLP's head mixes).
+    "alfamix": ("alfamix", {}),
     # The attacks' own default chunk (a vmapped loop waits for its slowest point).
     "deepfool": ("deepfool", {"batch_size": ATTACK_BATCH_SIZE}),
     "bim": ("bim", {"batch_size": ATTACK_BATCH_SIZE}),

@@ -210,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S.SET=NPZ,...",
         help="sets a strategy takes besides the pool, each an .npz with x and y (inputs as "
         "the dataset's, normalized like it): smi.query=, scg.private=, scmi.query= and "
-        "scmi.private=, glister.validation= or gradmatch.validation= (optional for those two)",
+        "scmi.private=, glister.validation= or gradmatch.validation= (optional for those two), "
+        "epig.target= (optional, its y unused; default: targets drawn from the pool)",
     )
     add(
         "--stop",

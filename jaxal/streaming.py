@@ -40,7 +40,8 @@ def top_k(
     index), in one pass with memory O(chunk_size + budget).
 
     Args:
-        strategy: a strategy with a per-point ``score`` (entropy, margin, BALD, ...).
+        strategy: a strategy with a per-point ``score`` (entropy, margin, BALD, ...)
+            and no extra inputs.
         params: the model's parameters.
         x: inputs [N, ...] as an array or ``np.memmap``, or an iterable of chunks
             [B_j, ...] (every chunk but the last must have ``chunk_size`` rows).
@@ -52,6 +53,12 @@ def top_k(
         int64 [budget] global indices, best first; -1 where fewer points are unlabeled.
     """
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
+    if strategy.inputs:
+        raise TypeError(
+            f"streaming top_k scores each chunk alone, without inputs; {strategy.name!r} "
+            f"takes {', '.join(strategy.inputs)} (EPIG's score of a point depends on its "
+            "targets): select on the pool in memory"
+        )
     budget = strategy.budget
     score_chunk = jax.jit(lambda params, pool, key: strategy.score(params, pool, key))
     merge = jax.jit(_merge)

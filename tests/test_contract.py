@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxal
-from tests.conftest import N_CLASSES, N_FEATURES, N_POINTS
+from tests.conftest import N_CLASSES, N_FEATURES, N_POINTS, dense_head
 
 BUDGET = 7
 
@@ -83,6 +83,11 @@ CASES = {
         {"mc_samples": 3, "max_iter": 5},
         {"mc_samples": 4, "candidates_per_pick": 0, "normalize": False, "max_iter": 5},
     ],
+    "epig": [{"mc_samples": 3, "target_samples": 10}, {"mc_samples": 4, "chunk_size": 5}],
+    "alfamix": [
+        {"max_iter": 5},
+        {"alpha_cap": 0.5, "grow": False, "normalize": False, "max_iter": 5},
+    ],
     "stochastic": [
         {"strategy": "entropy", "mode": "power"},
         {"strategy": "margin", "mode": "softrank", "beta": 2.0},
@@ -116,7 +121,19 @@ INPUTS = {
     "private_y": _PRIVATE[1],
     "validation_x": _VALIDATION[0],
     "validation_y": _VALIDATION[1],
+    "target_x": labeled_inputs(10, 8)[0],
 }
+
+# Strategies that classify embeddings of their own making (ALFA-Mix's mixes) through the
+# model's head: they get conftest's DropoutMLP with its last layer as the head.
+NEEDS_HEAD = {"alfamix"}
+
+
+def model_for(name, model):
+    """``model``, given conftest's ``dense_head`` where strategy ``name`` needs a head."""
+    if name in NEEDS_HEAD and model.head is None:
+        return model._replace(head=dense_head)
+    return model
 
 
 class Built(NamedTuple):
@@ -138,7 +155,8 @@ def _built(name, hparams, model, budget=BUDGET, batch_size=40) -> Built:
     jitted: built once per (name, hparams, model, budget, batch_size)."""
     cache_key = (name, tuple(sorted(hparams.items())), id(model), budget, batch_size)
     if cache_key not in _BUILT:
-        strategy = jaxal.strategies.get(name)(model, budget, batch_size=batch_size, **hparams)
+        factory = jaxal.strategies.get(name)
+        strategy = factory(model_for(name, model), budget, batch_size=batch_size, **hparams)
         assert set(strategy.inputs) <= set(INPUTS)
         if strategy.inputs:
             inputs = {name: INPUTS[name] for name in strategy.inputs}
@@ -156,7 +174,7 @@ def _build(name, hparams, model, budget=BUDGET, batch_size=40):
     return _built(name, hparams, model, budget, batch_size).strategy
 
 
-SCORED = {"least_confidence", "margin", "entropy", "bald", "deepfool", "bim", "stochastic"}
+SCORED = {"least_confidence", "margin", "entropy", "bald", "epig", "deepfool", "bim", "stochastic"}
 TOP_K_OF_SCORE = SCORED - {"stochastic"}
 MC_TABLE = [(name, hp) for name, hp in TABLE if "mc_samples" in hp]
 

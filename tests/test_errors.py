@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxal
-from tests.test_contract import INPUTS
+from tests.test_contract import INPUTS, model_for
 
 
 @pytest.mark.parametrize("name", sorted(jaxal.strategies.REGISTRY))
@@ -25,7 +25,7 @@ def test_budget_must_be_a_positive_int(name, model):
 @pytest.mark.parametrize("name", sorted(jaxal.strategies.REGISTRY))
 def test_budget_larger_than_pool_raises_even_under_jit(name, model, params):
     pool = jaxal.Pool.create(jnp.ones((5, 6)))
-    strategy = jaxal.strategies.get(name)(model, 6)
+    strategy = jaxal.strategies.get(name)(model_for(name, model), 6)
     inputs = {input_name: INPUTS[input_name] for input_name in strategy.inputs}
     with pytest.raises(ValueError, match="budget"):
         jax.jit(strategy.select)(params, pool, jax.random.key(0), **inputs)

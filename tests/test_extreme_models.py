@@ -23,7 +23,7 @@ import pytest
 
 import jaxal
 from tests.conftest import DropoutMLP
-from tests.test_contract import INPUTS
+from tests.test_contract import INPUTS, model_for
 
 N = 24
 FEATURES = 6
@@ -54,6 +54,8 @@ SWEEP = {
     "maxherding": {},
     "uherding": {},
     "dropquery": {"max_iter": 5},
+    "epig": {"mc_samples": 4, "target_samples": 10},
+    "alfamix": {"max_iter": 5},
     "stochastic": {"strategy": "entropy", "mode": "softmax"},
     "partition": {"strategy": "coreset", "parts": 2},
 }
@@ -137,6 +139,7 @@ CASES = [
 EXPECTED_ERRORS = {
     ("bald", "zero_embeddings"): "samples are identical",
     ("batchbald", "zero_embeddings"): "samples are identical",
+    ("epig", "zero_embeddings"): "samples are identical",
     ("partition", "unlabeled_2"): "budget=1 is larger than the number of unlabeled points (0)",
 }
 
@@ -148,7 +151,7 @@ def sweep_strategy(name, budget):
     hparams = dict(SWEEP[name])
     if "parts" in hparams:  # at most one part per point of the budget
         hparams["parts"] = min(hparams["parts"], budget)
-    model = jaxal.from_flax(DropoutMLP())
+    model = model_for(name, jaxal.from_flax(DropoutMLP()))
     strategy = jaxal.strategies.get(name)(model, budget, batch_size=10, **hparams)
     return strategy, strategy._replace(
         select=jax.jit(strategy.select), score=jax.jit(strategy.score)

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import jaxal
-from tests.test_contract import INPUTS
+from tests.test_contract import INPUTS, model_for
 
 VALIDATION = {"validation_x": INPUTS["validation_x"], "validation_y": INPUTS["validation_y"]}
 
 
 @pytest.mark.parametrize("name", sorted(jaxal.strategies.REGISTRY))
 def test_every_select_and_score_has_one_signature(name, model):
-    strategy = jaxal.strategies.get(name)(model, 3)
+    strategy = jaxal.strategies.get(name)(model_for(name, model), 3)
     for fn in (strategy.select, strategy.score):
         parameters = list(inspect.signature(fn).parameters.values())
         assert [p.name for p in parameters[:3]] == ["params", "pool", "key"]

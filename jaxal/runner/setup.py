@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxal.data import Dataset, Raw
-from jaxal.model import from_flax
+from jaxal.model import HeadFn, Model, from_flax
 from jaxal.pool import Pool
 from jaxal.round import make_round
 from jaxal.runner.config import RunConfig, stop_rule
@@ -202,7 +203,8 @@ def strategy_inputs(
         arrays = {}
         for set_name, (x, y) in loaded.items():
             arrays[f"{set_name}_x"] = normalize_like(train_x, x, config.normalization)
-            arrays[f"{set_name}_y"] = y
+            if f"{set_name}_y" in strategy.inputs:  # EPIG's targets are inputs only
+                arrays[f"{set_name}_y"] = y
         per_seed.append(arrays)
     if sets and len(given) < len(sets):
         dataset = prepared[0].dataset
@@ -225,6 +227,65 @@ def strategy_inputs(
                 + INPUTS_HOW.format(strategy=name, set=missing[0])
             ) from None
     return per_seed
+
+
+def build_strategy(
+    name: str,
+    model: Model,
+    budget: int,
+    hparams: Mapping[str, Any],
+    module: nn.Module,
+    dataset: Dataset,
+    train: Trainer,
+) -> Strategy:
+    """Strategy ``name`` over ``model``; a strategy that needs the model's ``head`` (ALFA-Mix
+    classifies embeddings it builds) gets the module's logits layer as one
+    (:func:`last_dense_head`). The runner's model has no head otherwise, so the MC-dropout
+    strategies keep the module's own dropout.
+
+    Raises:
+        TypeError / ValueError: the strategy's own errors, or a needed head not found.
+    """
+    factory = get_strategy(name)
+    try:
+        return factory(model, budget, **hparams)
+    except TypeError as error:
+        if "needs a head" not in str(error):
+            raise
+        head = last_dense_head(module, dataset, train)
+        if head is None:
+            raise TypeError(
+                f"{error}; the model has no top-level Dense layer that maps its embedding to "
+                "its logits, which jaxal run would use as the head"
+            ) from None
+        return factory(model._replace(head=head), budget, **hparams)
+
+
+def last_dense_head(module: nn.Module, dataset: Dataset, train: Trainer) -> HeadFn | None:
+    """The module's logits layer as a ``head(params, embedding) -> logits``: the last
+    top-level Dense layer of its params (``kernel`` [D, C], ``bias`` [C]) whose kernel maps
+    the embedding [B, D] to the logits [B, C] and that reproduces the module's logits
+    (eval mode) on four training points at initialization; None when no layer does (the
+    MLP and CNN of :mod:`jaxal.train` end in one)."""
+    x = jnp.asarray(dataset.x_train[:4])
+    params = train.init(jax.random.key(0), x).params
+    out: Any = module.apply(params, x, train=False)
+    logits, embedding = out
+    layers = params.get("params", {}) if isinstance(params, Mapping) else {}
+    for name in reversed(list(layers)):
+        layer = layers[name]
+        if not (isinstance(layer, Mapping) and set(layer) == {"kernel", "bias"}):
+            continue
+        if layer["kernel"].shape != (embedding.shape[1], logits.shape[1]):
+            continue
+
+        def head(params: Any, embedding: jax.Array, name: str = name) -> jax.Array:
+            dense = params["params"][name]
+            return embedding @ dense["kernel"] + dense["bias"]
+
+        if np.allclose(head(params, embedding), logits, rtol=1e-4, atol=1e-5):
+            return head
+    return None
 
 
 def make_setup(config: RunConfig) -> Setup:
@@ -266,7 +327,9 @@ def make_setup(config: RunConfig) -> Setup:
     for name in config.strategy:
         hparams = config.hparams.get(name, {})
         try:
-            strategies[name] = get_strategy(name)(model, config.budget, **hparams)
+            strategies[name] = build_strategy(
+                name, model, config.budget, hparams, module, datasets[0], train
+            )
         except (TypeError, ValueError) as error:
             raise ValueError(f"strategy {name!r} with {hparams or 'defaults'}: {error}") from None
     inputs = {

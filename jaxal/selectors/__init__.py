@@ -35,6 +35,7 @@ from jaxal.selectors._greedy import kmeans_plusplus as kmeans_plusplus
 from jaxal.selectors._greedy import sample_by_weight as sample_by_weight
 from jaxal.selectors._kmeans import kmeans as kmeans
 from jaxal.selectors._kmeans import kmeans_clusters as kmeans_clusters
+from jaxal.selectors._kmeans import kmeans_with_fill as kmeans_with_fill
 from jaxal.selectors._kmeans import lloyd as lloyd
 from jaxal.selectors._kmeans import nearest_distinct as nearest_distinct
 from jaxal.selectors._points import fold_member_blocks as fold_member_blocks
@@ -106,6 +107,7 @@ __all__ = [
     "k_center_greedy",
     "kmeans_plusplus",
     "kmeans",
+    "kmeans_with_fill",
     "kmeans_clusters",
     # coverage and typicality (cold start)
     "typical_per_cluster",

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxal._chunks import map_chunks
 from jaxal.selectors import _points
 from jaxal.selectors._greedy import kmeans_plusplus
+from jaxal.selectors._top_k import random_subset
 
 # Rows per block of a pass over the candidates.
 ROW_BLOCK = 1024
@@ -280,6 +281,44 @@ def kmeans(
         return _nearest_distinct(rows, count, all_centers[jnp.argmin(inertias)])
 
     return _unpack(packed, _on_capacity(packed, on_rows, least=budget))
+
+
+def kmeans_with_fill(
+    embeddings: jax.Array,
+    chosen: jax.Array,
+    candidates: jax.Array,
+    budget: int,
+    key: jax.Array,
+    fill_key: jax.Array,
+    *,
+    n_init: int = 1,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> jax.Array:
+    """:func:`kmeans` over the ``chosen`` points, then uniform random ``candidates`` outside
+    ``chosen`` for the slots k-means cannot fill.
+
+    With at least ``budget`` chosen points, the chosen point nearest each of ``budget``
+    centers; with fewer, every chosen point (in k-means' order), then a draw without
+    replacement from the other candidates (DropQuery's and ALFA-Mix's selection).
+
+    Args:
+        embeddings: float [N, D].
+        chosen: bool [N], the points that are clustered (a subset of ``candidates``).
+        candidates: bool [N], the points that may fill the rest.
+        budget: Python int, 1 <= budget <= N.
+        key: PRNG key of the k-means++ seeds; fill_key: PRNG key of the fill.
+        n_init, max_iter, tol: as :func:`kmeans`.
+
+    Returns:
+        int32 [budget]: the clustered picks first, then the fill; -1 where neither can
+        fill a slot.
+    """
+    picked = kmeans(embeddings, chosen, budget, key, n_init=n_init, max_iter=max_iter, tol=tol)
+    fill = random_subset(candidates & ~chosen, budget, fill_key)
+    slot = jnp.arange(budget)
+    count = jnp.sum(chosen)
+    return jnp.where(slot < count, picked, fill[jnp.clip(slot - count, 0, budget - 1)])
 
 
 def kmeans_clusters(

@@ -16,6 +16,8 @@ Where each registry name lives (one module per family):
 ``probcover``                             ``probcover``: cold start, ball coverage
 ``maxherding``, ``uherding``              ``herding``: Gaussian-kernel coverage
 ``dropquery``                             ``dropquery``: dropout disagreement, k-means
+``epig``                                  ``epig``: information about target predictions
+``alfamix``                               ``alfamix``: prediction flips under feature mixing
 ``stochastic``, ``partition``             ``wrappers``: around another strategy
 ========================================  ==========================================
 
@@ -29,12 +31,14 @@ from jaxal.strategies._registry import REGISTRY as REGISTRY
 from jaxal.strategies._registry import get as get
 from jaxal.strategies.adversarial import bim as bim
 from jaxal.strategies.adversarial import deepfool as deepfool
+from jaxal.strategies.alfamix import alfamix as alfamix
 from jaxal.strategies.batch_bayesian import batchbald as batchbald
 from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
 from jaxal.strategies.diversity import random as random
 from jaxal.strategies.dropquery import dropquery as dropquery
+from jaxal.strategies.epig import epig as epig
 from jaxal.strategies.herding import maxherding as maxherding
 from jaxal.strategies.herding import uherding as uherding
 from jaxal.strategies.information import scg as scg
@@ -56,6 +60,7 @@ from jaxal.strategies.wrappers import stochastic as stochastic
 __all__ = [
     "REGISTRY",
     "Strategy",
+    "alfamix",
     "badge",
     "bald",
     "batchbald",
@@ -64,6 +69,7 @@ __all__ = [
     "deepfool",
     "dropquery",
     "entropy",
+    "epig",
     "fass",
     "get",
     "glister",

@@ -184,23 +184,25 @@ def scored_strategy(
     name: str,
     budget: int,
     hparams: Mapping[str, Any],
-    raw_score: Callable[[Any, Pool, jax.Array], jax.Array],
+    raw_score: Callable[..., jax.Array],
+    inputs: tuple[str, ...] = (),
 ) -> Strategy:
     """A strategy that ranks by a score: ``select`` is the top ``budget`` of ``score``.
 
     Args:
-        raw_score: ``(params, pool, key) -> float [N]`` over every point; non-finite
-            values raise ValueError outside jit.
+        raw_score: ``(params, pool, key, **inputs) -> float [N]`` over every point;
+            non-finite values raise ValueError outside jit.
+        inputs: the extra keyword arrays ``raw_score`` takes (``Strategy.inputs``).
     """
 
-    def score(params, pool, key):
+    def score(params, pool, key, **given):
         candidates = pool.unlabeled
-        values = raw_score(params, pool, key).astype(jnp.float32)
+        values = raw_score(params, pool, key, **given).astype(jnp.float32)
         _checks.finite(values, f"{name} scores (computed from the model's outputs)")
         return jnp.where(candidates, values, -jnp.inf)
 
-    def select(params, pool, key):
+    def select(params, pool, key, **given):
         candidates = candidates_for(pool, budget)
-        return top_k(score(params, pool, key), candidates, budget)
+        return top_k(score(params, pool, key, **given), candidates, budget)
 
-    return make_strategy(name, budget, hparams, select, score)
+    return make_strategy(name, budget, hparams, select, score, inputs)

@@ -8,9 +8,11 @@ from collections.abc import Callable, Mapping
 
 from jaxal.strategies import (
     adversarial,
+    alfamix,
     batch_bayesian,
     diversity,
     dropquery,
+    epig,
     herding,
     information,
     optimization,
@@ -47,6 +49,8 @@ BASE: dict[str, Factory] = {
     "maxherding": herding.maxherding,
     "uherding": herding.uherding,
     "dropquery": dropquery.dropquery,
+    "epig": epig.epig,
+    "alfamix": alfamix.alfamix,
 }
 
 

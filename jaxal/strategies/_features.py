@@ -29,7 +29,11 @@ def pool_points(
         assert model is not None
         points = forward(model, params, x, batch_size)[1]
     points = points.astype(jnp.result_type(points.dtype, jnp.float32))
-    if normalize:
-        norms = jnp.sqrt(jnp.sum(points * points, axis=1, keepdims=True))
-        points = jnp.where(norms > 0, points / jnp.where(norms > 0, norms, 1.0), 0.0)
-    return points
+    return unit_rows(points) if normalize else points
+
+
+def unit_rows(points: jax.Array) -> jax.Array:
+    """float [N, D]: every row divided by its L2 norm; zero rows, and rows whose norm is
+    NaN, become zeros."""
+    norms = jnp.sqrt(jnp.sum(points * points, axis=1, keepdims=True))
+    return jnp.where(norms > 0, points / jnp.where(norms > 0, norms, 1.0), 0.0)

@@ -20,6 +20,7 @@ from jaxal.strategies._base import (
     make_strategy,
     no_score,
 )
+from jaxal.strategies._features import unit_rows
 
 
 def dropquery(
@@ -118,16 +119,17 @@ def dropquery(
         uncertain = disagreeing(mismatch, candidates, mc_samples, candidates_per_pick * budget)
         uncertain = jnp.where(jnp.any(pool.labeled), uncertain, candidates)  # cold start
         points = embeddings.astype(jnp.float32)
-        if normalize:
-            norms = jnp.sqrt(jnp.sum(points * points, axis=1, keepdims=True))
-            points = points / jnp.where(norms > 0, norms, 1.0)
-        picked = selectors.kmeans(
-            points, uncertain, budget, kmeans_key, n_init=n_init, max_iter=max_iter, tol=tol
+        return selectors.kmeans_with_fill(
+            unit_rows(points) if normalize else points,
+            uncertain,
+            candidates,
+            budget,
+            kmeans_key,
+            fill_key,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=tol,
         )
-        fill = selectors.random_subset(candidates & ~uncertain, budget, fill_key)
-        slot = jnp.arange(budget)
-        count = jnp.sum(uncertain)
-        return jnp.where(slot < count, picked, fill[jnp.clip(slot - count, 0, budget - 1)])
 
     hparams = {
         "mc_samples": mc_samples,

@@ -125,10 +125,15 @@ def mc_sample_count(mc_samples: object, name: str) -> int:
 
 
 def information_and_spread(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(BALD score [B], spread [B]) of MC logits [S, B, C]; the spread is the largest
-    difference between a sample's logits and the first sample's (0: the samples agree)."""
+    """(BALD score [B], :func:`sample_spread` [B]) of MC logits [S, B, C]."""
     information = scores.mutual_information(jax.nn.softmax(logits, axis=-1))
-    return information, jnp.max(jnp.abs(logits - logits[:1]), axis=(0, 2))
+    return information, sample_spread(logits)
+
+
+def sample_spread(logits: jax.Array) -> jax.Array:
+    """float [B]: the largest difference between a sample's logits [S, B, C] and the
+    first sample's (0: the samples agree)."""
+    return jnp.max(jnp.abs(logits - logits[:1]), axis=(0, 2))
 
 
 def require_varied_samples(spread: jax.Array, name: str) -> None:
