@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import os
 
-# Four host devices, so that sharded pools can be tested on a CPU; and LLVM's optimisation
-# off for the CPU code XLA emits (the programs, fusions and numerics of XLA's own passes
-# stay those users run): the suite's inputs are tiny, so its time is compilation, which
-# this cuts by about a quarter. Must precede `import jax`.
+# Four host devices, so that sharded pools can be tested on a CPU. Must precede `import jax`.
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + " --xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 ).strip()
 
 import flax.linen as nn
