@@ -54,6 +54,8 @@ SWEEP = {
     "maxherding": {},
     "uherding": {},
     "dropquery": {"max_iter": 5},
+    "bait": {},
+    "cluster_margin": {},
     "stochastic": {"strategy": "entropy", "mode": "softmax"},
     "partition": {"strategy": "coreset", "parts": 2},
 }

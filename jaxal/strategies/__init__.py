@@ -16,6 +16,8 @@ Where each registry name lives (one module per family):
 ``probcover``                             ``probcover``: cold start, ball coverage
 ``maxherding``, ``uherding``              ``herding``: Gaussian-kernel coverage
 ``dropquery``                             ``dropquery``: dropout disagreement, k-means
+``bait``                                  ``bait``: last-layer Fisher information
+``cluster_margin``                        ``cluster_margin``: small margins, HAC clusters
 ``stochastic``, ``partition``             ``wrappers``: around another strategy
 ========================================  ==========================================
 
@@ -29,7 +31,9 @@ from jaxal.strategies._registry import REGISTRY as REGISTRY
 from jaxal.strategies._registry import get as get
 from jaxal.strategies.adversarial import bim as bim
 from jaxal.strategies.adversarial import deepfool as deepfool
+from jaxal.strategies.bait import bait as bait
 from jaxal.strategies.batch_bayesian import batchbald as batchbald
+from jaxal.strategies.cluster_margin import cluster_margin as cluster_margin
 from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
@@ -57,9 +61,11 @@ __all__ = [
     "REGISTRY",
     "Strategy",
     "badge",
+    "bait",
     "bald",
     "batchbald",
     "bim",
+    "cluster_margin",
     "coreset",
     "deepfool",
     "dropquery",

@@ -8,7 +8,9 @@ from collections.abc import Callable, Mapping
 
 from jaxal.strategies import (
     adversarial,
+    bait,
     batch_bayesian,
+    cluster_margin,
     diversity,
     dropquery,
     herding,
@@ -47,6 +49,8 @@ BASE: dict[str, Factory] = {
     "maxherding": herding.maxherding,
     "uherding": herding.uherding,
     "dropquery": dropquery.dropquery,
+    "bait": bait.bait,
+    "cluster_margin": cluster_margin.cluster_margin,
 }
 
 
