@@ -103,6 +103,28 @@ def test_round_robin_matches_a_loop(seed, budget):
     np.testing.assert_array_equal(np.asarray(got), expected)
 
 
+def test_nearest_takes_the_first_minimum():
+    """Candidates beyond max_clustered join their nearest clustered point: the first of
+    equally near ones, as numpy's argmin, with rows longer than one block of the search
+    (300 centers), ties and inactive centers."""
+    rng = np.random.default_rng(11)
+    centers = rng.integers(0, 3, size=(300, 2)).astype(np.float32)  # many exact ties
+    points = rng.integers(0, 3, size=(50, 2)).astype(np.float32)
+    active = rng.random(300) < 0.9
+    index, distance = selectors_nearest(points, centers, active)
+    expected = ((points[:, None] - centers[None]) ** 2).sum(-1)
+    expected = np.where(active[None, :], expected, np.inf)
+    np.testing.assert_array_equal(index, np.argmin(expected, axis=1))
+    np.testing.assert_allclose(distance, np.min(expected, axis=1))
+
+
+def selectors_nearest(points, centers, active):
+    index, distance = jaxal.selectors.nearest(
+        jnp.asarray(points), jnp.asarray(centers), 16, jnp.asarray(active)
+    )
+    return np.asarray(index), np.asarray(distance)
+
+
 # --- the strategy ----------------------------------------------------------------------
 
 
