@@ -46,10 +46,11 @@ def bait(
     whose removal raises it least is dropped. Every step is a rank-C Woodbury update
     (``jaxal.selectors.bait``).
 
-    Weights: every labeled point and every pick adds its own I(x) once, the objective as
-    the paper states it. The reference code instead weights each pick B / (|L| + B)
-    against 1 / (|L| + B) per labeled point (a pick counts B times a labeled point, and
-    lambda is relative to averages); jaxal follows the paper. Like the reference code, the
+    Weights: M = M_L + sum over the picks of I(x), the objective as the paper writes it,
+    with M_L the labeled points' sum: every labeled point and every pick counts once. The
+    reference code instead weights each pick B / (|L| + B) against 1 / (|L| + B) per
+    labeled point (B = budget: a pick counts B times a labeled point, and lambda is
+    relative to those averages); jaxal follows the paper. Like the reference code, the
     gradient is the weights' only (``gradient="bias_linear"`` adds the bias: h becomes
     [1, h]), classes are those of the model's logits, and BAIT is deterministic (``key``
     is unused).
@@ -63,7 +64,8 @@ def bait(
     matrices and [N, 10, 10] arrays. E^2 grows as (C D)^2: C = 100 with D = 512 needs
     10 GB per matrix, so reduce the embedding (or the classes) first.
 
-    Needs a trained head: untrained logits make every I(x) nearly alike.
+    Needs the model's probabilities (they weight every I(x)), so a head trained on a
+    labeled seed set, as in the paper; with no labeled point M_L = 0 and it still runs.
 
     Args:
         model: the :class:`jaxal.Model` (logits and the last layer's input).
