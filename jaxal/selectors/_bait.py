@@ -119,7 +119,7 @@ def bait(
     factor = jnp.linalg.cholesky(labeled_sum + lambda_ * eye)
     inverse = _symmetric(jax.scipy.linalg.cho_solve((factor, True), eye))
     spread = _symmetric(_matmul(_matmul(inverse, fisher), inverse))
-    r, q = _s_sandwich(sandwiches(jnp.stack([inverse, spread]), embeddings, chunk_size), probs)
+    r, q = _s_sandwich(_sandwiches(jnp.stack([inverse, spread]), embeddings, chunk_size), probs)
     pool = _Points(embeddings, probs, r, q)
     steps = oversample * budget
 
@@ -198,7 +198,7 @@ def fisher_sums(
     return _from_pairs(pairs, c).transpose(0, 1, 3, 2, 4).reshape(m, c * d, c * d)
 
 
-def sandwiches(matrices: jax.Array, embeddings: jax.Array, chunk_size: int = 512) -> jax.Array:
+def _sandwiches(matrices: jax.Array, embeddings: jax.Array, chunk_size: int = 512) -> jax.Array:
     """(I (x) h^T) A (I (x) h) of every point for m symmetric matrices A [E, E]: each
     C x C block A_cc' [D, D] contracted with h on both sides.
 
@@ -333,7 +333,9 @@ def _s_right(matrices: jax.Array, p: jax.Array) -> jax.Array:
     """A S^T per point (the transpose of S A^T): float [n, k, C] from A [n, k, C] and
     p [n, C]. The sum over the C classes is unrolled: XLA on a CPU reduces a short minor
     axis several times slower."""
-    mean = sum(matrices[:, :, j] * p[:, None, j] for j in range(p.shape[1]))
+    mean = matrices[:, :, 0] * p[:, None, 0]
+    for j in range(1, p.shape[1]):
+        mean = mean + matrices[:, :, j] * p[:, None, j]
     return jnp.sqrt(p)[:, None, :] * (matrices - mean[:, :, None])
 
 
@@ -341,7 +343,10 @@ def _outer_sum(x: jax.Array, y: jax.Array) -> jax.Array:
     """x^T y per point, sum_k x_k y_k^T: float [n, C, C] from x, y [n, k, C]. A sum of k
     outer products, which XLA fuses into one pass (a batched [C, k] x [k, C] product is
     several times slower on a CPU)."""
-    return sum(x[:, t, :, None] * y[:, t, None, :] for t in range(x.shape[1]))
+    total = x[:, 0, :, None] * y[:, 0, None, :]
+    for t in range(1, x.shape[1]):
+        total = total + x[:, t, :, None] * y[:, t, None, :]
+    return total
 
 
 def _times_h(matrices: jax.Array, h: jax.Array) -> jax.Array:

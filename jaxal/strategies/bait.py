@@ -59,7 +59,8 @@ def bait(
     budget``: one forward pass; O(N P D^2) once for F, the labeled points' sum and every
     point's [C, C] projections; O(E^3) once to invert lambda I + M; then per forward pick
     O(N C^2 D + N C^3 + C E^2) (one [N, D] x [D, 2 C^2] product, then [C, C] updates and
-    solves per point) and per backward step the same with T points for N. Memory
+    solves per point) and per backward step the same with T points for N: in all
+    O(N C^2 D^2 + C^3 D^3 + oversample * budget * (N C^2 D + N C^3 + C^3 D^2)). Memory
     O(E^2 + N C^2 + chunk_size * P * D): at N = 10,000, C = 10, D = 128 a few [1280, 1280]
     matrices and [N, 10, 10] arrays. E^2 grows as (C D)^2: C = 100 with D = 512 needs
     10 GB per matrix, so reduce the embedding (or the classes) first.
