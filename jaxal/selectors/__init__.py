@@ -23,7 +23,6 @@ from typing import Any
 
 from jaxal._points import OuterProduct as OuterProduct
 from jaxal._points import gather as gather
-from jaxal.selectors._bait import BaitInfo as BaitInfo
 from jaxal.selectors._bait import bait as bait
 from jaxal.selectors._batchbald import DEFAULT_MAX_CONFIGURATIONS as BATCHBALD_MAX_CONFIGURATIONS  # noqa: F401
 from jaxal.selectors._batchbald import batchbald as batchbald
@@ -56,6 +55,7 @@ from jaxal.selectors._probcover import nearest_other_label as nearest_other_labe
 from jaxal.selectors._probcover import probcover as probcover
 from jaxal.selectors._probcover import purity_radius as purity_radius
 from jaxal.selectors._round_robin import round_robin as round_robin
+from jaxal.selectors._selection import BaitInfo as BaitInfo
 from jaxal.selectors._selection import BatchBaldInfo as BatchBaldInfo
 from jaxal.selectors._selection import GreedyInfo as GreedyInfo
 from jaxal.selectors._selection import Selection as Selection

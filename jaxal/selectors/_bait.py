@@ -32,23 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxal._chunks import map_chunks
-from jaxal.selectors._selection import Selection
+from jaxal.selectors._selection import BaitInfo, Selection
 from jaxal.selectors._top_k import rank_keys
 
 _HIGHEST = jax.lax.Precision.HIGHEST
-
-
-class BaitInfo(NamedTuple):
-    """The objective tr((lambda I + M)^-1 F) after each step of :func:`bait`.
-
-    Attributes:
-        forward: float32 [T], after forward pick t (unchanged after a -1 pick).
-        backward: float32 [T - budget], after removal t (unchanged once no removal is
-            left to make).
-    """
-
-    forward: jax.Array
-    backward: jax.Array
 
 
 class _Points(NamedTuple):
