@@ -46,8 +46,8 @@ def cluster_margin(
        every cluster holds a candidate).
     3. The clusters in order of their number of candidates, smallest first (ties: the
        cluster holding the smaller-margin point first); each gives one uniformly random
-       candidate in turn, round after round, until ``budget`` are picked
-       (``jaxal.selectors.round_robin``).
+       candidate in turn (the paper's rule; the paper has no reference code), round after
+       round, until ``budget`` are picked (``jaxal.selectors.round_robin``).
 
     Where jaxal differs from the paper, and why. The paper clusters the whole pool once,
     before the first round, and reuses that clustering; a jaxal strategy keeps no state
