@@ -119,7 +119,15 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     # ProbCover with delta chosen by purity (k-means into the model's 10 classes).
     "typiclust": ("typiclust", {"normalize": True, "n_init": 1}),
     "probcover": ("probcover", {"normalize": True}),
+    # Fisher information of the last layer (D = 128, C = 10: E = 1,280), and the
+    # smallest margins spread over average-linkage clusters: defaults.
+    "bait": ("bait", {}),
+    "cluster_margin": ("cluster_margin", {}),
 }
+
+# The largest budget each of these runs at: BAIT's cost grows as budget * N * C^2 D
+# (2 * budget greedy steps over the pool), so the full matrix keeps it to budget 100.
+MAX_BUDGET: dict[str, int] = {"bait": 100}
 
 # DISTIL's select(budget=100) times in seconds, by benchmark name and N, with how they
 # were measured (DISTIL commit d46f0b4, CPU PyTorch, a 2-core machine, batch_size 1000,
@@ -454,6 +462,10 @@ def main(argv: list[str] | None = None) -> None:
                 registry_name, hparams = STRATEGIES[name]
                 if registry_name not in jaxal.strategies.REGISTRY:
                     print(f"  {name:>20}: not in this jaxal's registry, skipped", file=sys.stderr)
+                    continue
+                if budget > MAX_BUDGET.get(name, budget):
+                    limit = MAX_BUDGET[name]
+                    print(f"  {name:>20}: budget {budget} > {limit}, skipped", file=sys.stderr)
                     continue
                 strategy = jaxal.strategies.get(registry_name)(
                     MODEL, budget, **{"batch_size": args.batch_size, **hparams}

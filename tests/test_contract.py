@@ -88,6 +88,8 @@ CASES = {
         {"max_iter": 5},
         {"alpha_cap": 0.5, "grow": False, "normalize": False, "max_iter": 5},
     ],
+    "bait": [{}, {"oversample": 1, "lambda_": 0.1, "gradient": "bias_linear", "chunk_size": 30}],
+    "cluster_margin": [{}, {"threshold": 1.0, "candidates_per_pick": 3, "max_clustered": 10}],
     "stochastic": [
         {"strategy": "entropy", "mode": "power"},
         {"strategy": "margin", "mode": "softrank", "beta": 2.0},

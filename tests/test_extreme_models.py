@@ -56,6 +56,8 @@ SWEEP = {
     "dropquery": {"max_iter": 5},
     "epig": {"mc_samples": 4, "target_samples": 10},
     "alfamix": {"max_iter": 5},
+    "bait": {},
+    "cluster_margin": {},
     "stochastic": {"strategy": "entropy", "mode": "softmax"},
     "partition": {"strategy": "coreset", "parts": 2},
 }

@@ -4,13 +4,16 @@ Each takes arrays (scores, points, kernels, MC probabilities, gradients) and a b
 candidate mask [N] and returns int32 indices [budget] in pick order (-1 for slots that no
 candidate can fill under ``jit``). Those that measure something on the way return
 ``Selection(indices, info)``: ``submodular_greedy`` and ``glister`` (``GreedyInfo(gains)``),
-``batchbald`` (``BatchBaldInfo(scores)``), ``probcover`` (``GreedyInfo(gains)``).
+``batchbald`` (``BatchBaldInfo(scores)``), ``probcover`` (``GreedyInfo(gains)``),
+``bait`` (``BaitInfo(forward, backward)``).
 
 Layout: ``_top_k`` and ``_stochastic`` (rankings), ``_greedy`` and ``_points`` (distance
 greedy: k-center, k-means++), ``_kmeans``, ``_typiclust`` and ``_probcover`` (cold
-start: typicality per cluster, ball coverage), ``_batchbald``, ``_glister``, ``_gradmatch``,
-and the ``submodular`` package (``greedy``: SubmodularFn and the optimizers; ``kernels``;
-``functions``; ``combinators``; ``measures``: SIMILAR). ``__all__`` lists the public
+start: typicality per cluster, ball coverage), ``_hac`` and ``_round_robin``
+(average-linkage clustering, Cluster-Margin's round robin), ``_batchbald``, ``_bait``
+(Fisher information), ``_glister``, ``_gradmatch``, and the ``submodular`` package
+(``greedy``: SubmodularFn and the optimizers; ``kernels``; ``functions``;
+``combinators``; ``measures``: SIMILAR). ``__all__`` lists the public
 selectors and types; the helpers the strategies share (``gather``, ``rank_keys``,
 ``sq_distances``, ...) are importable here too, outside ``__all__``.
 """
@@ -20,6 +23,7 @@ from typing import Any
 
 from jaxal._points import OuterProduct as OuterProduct
 from jaxal._points import gather as gather
+from jaxal.selectors._bait import bait as bait
 from jaxal.selectors._batchbald import DEFAULT_MAX_CONFIGURATIONS as BATCHBALD_MAX_CONFIGURATIONS  # noqa: F401
 from jaxal.selectors._batchbald import batchbald as batchbald
 from jaxal.selectors._deprecated import DEPRECATED as _DEPRECATED
@@ -33,6 +37,9 @@ from jaxal.selectors._greedy import greedy_by_distance as greedy_by_distance
 from jaxal.selectors._greedy import k_center_greedy as k_center_greedy
 from jaxal.selectors._greedy import kmeans_plusplus as kmeans_plusplus
 from jaxal.selectors._greedy import sample_by_weight as sample_by_weight
+from jaxal.selectors._hac import Linkage as Linkage
+from jaxal.selectors._hac import average_linkage as average_linkage
+from jaxal.selectors._hac import cut as cut
 from jaxal.selectors._kmeans import kmeans as kmeans
 from jaxal.selectors._kmeans import kmeans_clusters as kmeans_clusters
 from jaxal.selectors._kmeans import kmeans_with_fill as kmeans_with_fill
@@ -40,6 +47,7 @@ from jaxal.selectors._kmeans import lloyd as lloyd
 from jaxal.selectors._kmeans import nearest_distinct as nearest_distinct
 from jaxal.selectors._points import fold_member_blocks as fold_member_blocks
 from jaxal.selectors._points import min_sq_distances_to_members as min_sq_distances_to_members
+from jaxal.selectors._points import nearest as nearest
 from jaxal.selectors._points import sq_distances as sq_distances
 from jaxal.selectors._points import sq_norms as sq_norms
 from jaxal.selectors._probcover import ball_counts as ball_counts
@@ -47,6 +55,8 @@ from jaxal.selectors._probcover import ball_purity as ball_purity
 from jaxal.selectors._probcover import nearest_other_label as nearest_other_label
 from jaxal.selectors._probcover import probcover as probcover
 from jaxal.selectors._probcover import purity_radius as purity_radius
+from jaxal.selectors._round_robin import round_robin as round_robin
+from jaxal.selectors._selection import BaitInfo as BaitInfo
 from jaxal.selectors._selection import BatchBaldInfo as BatchBaldInfo
 from jaxal.selectors._selection import GreedyInfo as GreedyInfo
 from jaxal.selectors._selection import Selection as Selection
@@ -109,6 +119,9 @@ __all__ = [
     "kmeans",
     "kmeans_with_fill",
     "kmeans_clusters",
+    "average_linkage",
+    "cut",
+    "round_robin",
     # coverage and typicality (cold start)
     "typical_per_cluster",
     "probcover",
@@ -116,6 +129,7 @@ __all__ = [
     "purity_radius",
     # Bayesian and gradient selection
     "batchbald",
+    "bait",
     "glister",
     "gradmatch",
     # submodular functions and their greedy
@@ -142,6 +156,8 @@ __all__ = [
     "Selection",
     "GreedyInfo",
     "BatchBaldInfo",
+    "BaitInfo",
+    "Linkage",
 ]
 
 

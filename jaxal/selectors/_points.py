@@ -150,9 +150,27 @@ def nearest(
         distances = _from_inner(sq_norms(chunk)[:, None], centers_sq[None, :], cross)
         if active is not None:
             distances = jnp.where(active[None, :], distances, jnp.inf)
-        return jnp.argmin(distances, axis=1).astype(jnp.int32), jnp.min(distances, axis=1)
+        return _argmin_rows(distances)
 
     return map_chunks(one_chunk, *_leaves(points), chunk_size=chunk_size)
+
+
+def _argmin_rows(values: jax.Array, width: int = 128) -> tuple[jax.Array, jax.Array]:
+    """(int32 [R] the first index of each row's minimum, float [R] the minimum) of
+    values [R, M] without NaN, as ``jnp.argmin`` and ``jnp.min``.
+
+    Through the minima of blocks of ``width`` columns: the first block that holds the row's
+    minimum, then the first index in that block. On a CPU XLA's argmin is a scalar loop
+    and its min is vectorized, so this is several times faster for long rows.
+    """
+    rows, count = values.shape
+    padded = jnp.pad(values, ((0, 0), (0, -count % width)), constant_values=jnp.inf)
+    blocks = padded.reshape(rows, -1, width)
+    block_minima = jnp.min(blocks, axis=2)
+    block = jnp.argmin(block_minima, axis=1)
+    chosen = jnp.take_along_axis(blocks, block[:, None, None], axis=1)[:, 0]
+    index = block * width + jnp.argmin(chosen, axis=1)
+    return index.astype(jnp.int32), jnp.min(block_minima, axis=1)
 
 
 # Relative size of the cancellation error of ||x||^2 + ||y||^2 - 2 <x, y> in float32.

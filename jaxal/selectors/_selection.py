@@ -31,3 +31,17 @@ class BatchBaldInfo(NamedTuple):
     batch up to and including pick i (-inf for -1 slots)."""
 
     scores: jax.Array
+
+
+class BaitInfo(NamedTuple):
+    """The objective tr((lambda I + M)^-1 F) after each step of BAIT's greedy (T forward
+    picks, then T - budget removals).
+
+    Attributes:
+        forward: float32 [T], after forward pick t (unchanged after a -1 pick).
+        backward: float32 [T - budget], after removal t (unchanged once no removal is
+            left to make).
+    """
+
+    forward: jax.Array
+    backward: jax.Array

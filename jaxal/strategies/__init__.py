@@ -18,6 +18,8 @@ Where each registry name lives (one module per family):
 ``dropquery``                             ``dropquery``: dropout disagreement, k-means
 ``epig``                                  ``epig``: information about target predictions
 ``alfamix``                               ``alfamix``: prediction flips under feature mixing
+``bait``                                  ``bait``: last-layer Fisher information
+``cluster_margin``                        ``cluster_margin``: small margins, HAC clusters
 ``stochastic``, ``partition``             ``wrappers``: around another strategy
 ========================================  ==========================================
 
@@ -32,7 +34,9 @@ from jaxal.strategies._registry import get as get
 from jaxal.strategies.adversarial import bim as bim
 from jaxal.strategies.adversarial import deepfool as deepfool
 from jaxal.strategies.alfamix import alfamix as alfamix
+from jaxal.strategies.bait import bait as bait
 from jaxal.strategies.batch_bayesian import batchbald as batchbald
+from jaxal.strategies.cluster_margin import cluster_margin as cluster_margin
 from jaxal.strategies.diversity import badge as badge
 from jaxal.strategies.diversity import coreset as coreset
 from jaxal.strategies.diversity import kmeans as kmeans
@@ -62,9 +66,11 @@ __all__ = [
     "Strategy",
     "alfamix",
     "badge",
+    "bait",
     "bald",
     "batchbald",
     "bim",
+    "cluster_margin",
     "coreset",
     "deepfool",
     "dropquery",

@@ -9,7 +9,9 @@ from collections.abc import Callable, Mapping
 from jaxal.strategies import (
     adversarial,
     alfamix,
+    bait,
     batch_bayesian,
+    cluster_margin,
     diversity,
     dropquery,
     epig,
@@ -51,6 +53,8 @@ BASE: dict[str, Factory] = {
     "dropquery": dropquery.dropquery,
     "epig": epig.epig,
     "alfamix": alfamix.alfamix,
+    "bait": bait.bait,
+    "cluster_margin": cluster_margin.cluster_margin,
 }
 
 
