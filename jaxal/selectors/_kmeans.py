@@ -92,8 +92,7 @@ def _nearest_in_block(
         sq = _points.sq_distances(block, columns, block_sq)
         ids = start + jnp.arange(width, dtype=jnp.int32)
         sq = jnp.where(ids[None, :] < n_centers, sq, jnp.inf)
-        local = jnp.argmin(sq, axis=1).astype(jnp.int32)
-        local_sq = jnp.min(sq, axis=1)
+        local, local_sq = _points.argmin_rows(sq, width=32)
         better = local_sq < best_sq  # a revisited center ties: the earlier stays
         return (
             step + 1,

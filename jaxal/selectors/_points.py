@@ -150,12 +150,12 @@ def nearest(
         distances = _from_inner(sq_norms(chunk)[:, None], centers_sq[None, :], cross)
         if active is not None:
             distances = jnp.where(active[None, :], distances, jnp.inf)
-        return _argmin_rows(distances)
+        return argmin_rows(distances)
 
     return map_chunks(one_chunk, *_leaves(points), chunk_size=chunk_size)
 
 
-def _argmin_rows(values: jax.Array, width: int = 128) -> tuple[jax.Array, jax.Array]:
+def argmin_rows(values: jax.Array, width: int = 128) -> tuple[jax.Array, jax.Array]:
     """(int32 [R] the first index of each row's minimum, float [R] the minimum) of
     values [R, M] without NaN, as ``jnp.argmin`` and ``jnp.min``.
 
