@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxal import _checks
 from jaxal._chunks import map_chunks
@@ -355,8 +356,8 @@ def dropout_keep_mask(seed: jax.Array, index: jax.Array, width: int, rate: float
     return bits >= jnp.uint32(min(int(rate * 2.0**32), 2**32 - 1))
 
 
-_GOLDEN = jnp.uint32(0x9E3779B9)
-_MIX = jnp.uint32(0x85EBCA6B)
+_GOLDEN = np.uint32(0x9E3779B9)  # NumPy: importing jaxal must not start a JAX backend
+_MIX = np.uint32(0x85EBCA6B)
 
 
 def _fmix32(h: jax.Array) -> jax.Array:
