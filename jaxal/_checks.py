@@ -70,6 +70,20 @@ def is_concrete(*arrays: object) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
+def spread_over_processes(array: object) -> bool:
+    """True for a concrete ``jax.Array`` whose values lie partly on other processes'
+    devices (a global array of a multi-process run, e.g. from
+    ``jax.make_array_from_process_local_data``, not replicated): NumPy cannot read it on
+    this host, but a ``jax.numpy`` reduction over it runs on every process and returns a
+    value that each process can read."""
+    return (
+        isinstance(array, jax.Array)
+        and not isinstance(array, jax.core.Tracer)
+        and not array.is_fully_addressable
+        and not array.is_fully_replicated
+    )
+
+
 def require(
     array: ArrayLike,
     holds: Callable[[Any, Any], Any],
@@ -81,8 +95,10 @@ def require(
     ``holds`` and ``value`` are written once for both array modules: ``xp`` is NumPy when
     ``array`` is concrete (read on the host, so a constant closed over by a jitted function
     stays a constant) and ``jax.numpy`` inside a strategy's compiled eager call
-    (:class:`DeferredChecks`; the call raises a failure once it returns). Under the user's
-    own ``jit`` the check is skipped.
+    (:class:`DeferredChecks`; the call raises a failure once it returns) and for a concrete
+    array spread over several processes (:func:`spread_over_processes`: every process
+    computes the condition together, and every process raises). Under the user's own
+    ``jit`` the check is skipped.
 
     Args:
         array: the array the condition reads.
@@ -91,9 +107,9 @@ def require(
         value: ``(xp, array) -> scalar`` named in the message, or None.
     """
     if is_concrete(array):
-        host = np.asarray(array)
-        if not bool(holds(np, host)):
-            raise ValueError(message.format(value(np, host)) if value else message)
+        xp, read = (jnp, array) if spread_over_processes(array) else (np, np.asarray(array))
+        if not bool(holds(xp, read)):
+            raise ValueError(message.format(value(xp, read)) if value else message)
     elif (checks := _DEFERRED.get()) is not None:
         condition = holds(jnp, array)
         named = jnp.int32(0) if value is None else value(jnp, array)

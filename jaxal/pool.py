@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +61,14 @@ class Pool:
                 or non-finite floating ``x``, or ``y`` below -1 (or >= ``num_classes``),
                 or ``labeled`` indices outside [0, N) or an ambiguous 0/1 integer array.
                 Value checks run when the arrays are concrete (outside ``jax.jit``).
+
+        A sharded pool: pass ``x``, ``y`` and ``labeled`` sharded by rows (a
+        ``NamedSharding``); the default ``y`` and ``labeled`` are then sharded like ``x``'s
+        rows and ``offset`` is replicated over its mesh, as a jitted round returns them.
+        Arrays spread over several processes (global arrays of a multi-process run, e.g.
+        from ``jax.make_array_from_process_local_data``) are checked by reductions that
+        every process runs, and raise on every process; ``labeled`` must then be a bool
+        mask.
         """
         num_classes = _checks.optional_positive_int(num_classes, "num_classes")
         x = jnp.asarray(x)
@@ -70,9 +79,9 @@ class Pool:
         _checks.finite(x, "x")
         return cls(
             x=x,
-            y=_initial_labels(y, n, num_classes),
-            labeled=_labeled_mask(labeled, n),
-            offset=jnp.int32(0),
+            y=_initial_labels(y, n, num_classes, x),
+            labeled=_labeled_mask(labeled, n, x),
+            offset=_zero_offset(x),
         )
 
     @property
@@ -193,14 +202,74 @@ def _some(values: np.ndarray, shown: int = 5) -> str:
     return listed + (f", ... ({values.size} in all)" if values.size > shown else "")
 
 
-def _initial_labels(y: ArrayLike | None, n: int, num_classes: int | None) -> jax.Array:
+def _row_sharding(x: jax.Array) -> jax.sharding.NamedSharding | None:
+    """The sharding of ``x``'s rows as a sharding of arrays [N], when ``x`` is a concrete
+    array with a ``NamedSharding``; None otherwise (under ``jit`` too)."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    sharding = getattr(x, "sharding", None)
+    if not isinstance(sharding, jax.sharding.NamedSharding):
+        return None
+    first = sharding.spec[0] if sharding.spec else None
+    return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(first))
+
+
+def _zero_offset(x: jax.Array) -> jax.Array:
+    """int32 0; replicated over ``x``'s mesh when ``x`` has a ``NamedSharding``, the
+    sharding a jitted round gives the offset of the pool it returns (so that the next
+    round compiles nothing)."""
+    rows = _row_sharding(x)
+    if rows is None:
+        return jnp.int32(0)
+    replicated = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec())
+    return jax.device_put(np.int32(0), replicated)
+
+
+def _rows_of(x: jax.Array, fill: int | bool, dtype: np.dtype | type) -> jax.Array:
+    """``fill`` [N] of ``dtype``, N = ``x``'s rows; sharded like ``x``'s rows when ``x``
+    has a ``NamedSharding`` (no process then holds more than its own rows)."""
+    n = x.shape[0]
+    rows = _row_sharding(x)
+    if rows is None:
+        if _checks.spread_over_processes(x):
+            raise ValueError(
+                "x is spread over several processes with a sharding other than a "
+                "NamedSharding: pass y and labeled as arrays [N] sharded like x's rows"
+            )
+        return jnp.full((n,), fill, dtype)
+
+    def fill_rows(index: Any) -> np.ndarray:
+        """The rows ``index[0]`` (a slice) of one device."""
+        start, stop, _ = index[0].indices(n)
+        return np.full(stop - start, fill, dtype)
+
+    return jax.make_array_from_callback((n,), rows, fill_rows)
+
+
+def _initial_labels(
+    y: ArrayLike | None, n: int, num_classes: int | None, x: jax.Array
+) -> jax.Array:
     """``y`` [n] as int32, checked to hold -1 or class indices; all -1 when None."""
     if y is None:
-        return jnp.full((n,), -1, jnp.int32)
+        return _rows_of(x, -1, np.int32)
     y = _checks.integer_array(y, "y")
     if y.shape != (n,):
         raise ValueError(f"y must have shape ({n},) like x's first axis, got {y.shape}")
-    if _checks.is_concrete(y):
+    if _checks.spread_over_processes(y):  # read by reductions that every process runs
+        _checks.require(
+            y,
+            lambda xp, a: a.min() >= -1,
+            "y must hold class indices >= 0, or -1 where unknown; got {}",
+            lambda xp, a: a.min(),
+        )
+        if num_classes is not None:
+            _checks.require(
+                y,
+                lambda xp, a: a.max() < num_classes,
+                f"y must lie in [-1, num_classes={num_classes}); got {{}}",
+                lambda xp, a: a.max(),
+            )
+    elif _checks.is_concrete(y):
         host = np.asarray(y)
         if host.min() < -1:
             raise ValueError(
@@ -214,10 +283,10 @@ def _initial_labels(y: ArrayLike | None, n: int, num_classes: int | None) -> jax
     return y.astype(jnp.int32)
 
 
-def _labeled_mask(labeled: ArrayLike | None, n: int) -> jax.Array:
+def _labeled_mask(labeled: ArrayLike | None, n: int, x: jax.Array) -> jax.Array:
     """The labeled set as a bool mask [n], from a bool mask [n] or int indices [K]."""
     if labeled is None:
-        return jnp.zeros((n,), bool)
+        return _rows_of(x, False, np.bool_)
     if not isinstance(labeled, jax.Array):
         labeled = np.asarray(labeled)
     if labeled.dtype == np.bool_:
@@ -230,6 +299,11 @@ def _labeled_mask(labeled: ArrayLike | None, n: int) -> jax.Array:
         raise TypeError(
             "labeled must be a bool mask [N] or a 1-D array of int indices, got dtype "
             f"{labeled.dtype} and shape {labeled.shape}"
+        )
+    if _checks.spread_over_processes(labeled):
+        raise ValueError(
+            "labeled: indices spread over several processes are not supported; pass the "
+            "labeled set as a bool mask [N], sharded like x"
         )
     indices = _checks.integer_array(labeled, "labeled")
     if _checks.is_concrete(indices) and indices.size:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 
 # Four host devices, so that sharded pools can be tested on a CPU. Must precede `import jax`.
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-).strip()
+# A process that already sets a count keeps it (tests/multi_process_worker.py: one each).
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    ).strip()
 
 import flax.linen as nn
 import jax
@@ -148,14 +150,30 @@ def blobs():
     return jnp.asarray(x), jnp.asarray(y, jnp.int32)
 
 
-@pytest.fixture(scope="session")
-def mlp():
+def tiny_mlp():
+    """(DropoutMLP(), its params, x [N_POINTS, N_FEATURES]), seeded: the ``mlp`` fixture,
+    also built outside pytest (tests/multi_process_worker.py)."""
     module = DropoutMLP()
     x = jax.random.normal(jax.random.key(0), (N_POINTS, N_FEATURES))
     params = module.init(jax.random.key(1), x[:2], train=False)
     # Scale the weights up so that predictions are confident and varied.
     params = jax.tree.map(lambda w: 2.0 * w, params)
     return module, params, x
+
+
+def labeled_mask():
+    """bool [N_POINTS]: the ``pool`` fixture's N_LABELED labeled points, seeded."""
+    mask = np.zeros(N_POINTS, bool)
+    mask[np.random.default_rng(0).choice(N_POINTS, N_LABELED, replace=False)] = True
+    return mask
+
+
+KEY_SEED = 42  # the ``key`` fixture's seed
+
+
+@pytest.fixture(scope="session")
+def mlp():
+    return tiny_mlp()
 
 
 @pytest.fixture(scope="session")
@@ -175,10 +193,9 @@ def params(mlp):
 
 @pytest.fixture(scope="session")
 def pool(mlp):
-    labeled = np.random.default_rng(0).choice(N_POINTS, N_LABELED, replace=False)
-    return jaxal.Pool.create(mlp[2], labeled=jnp.asarray(labeled))
+    return jaxal.Pool.create(mlp[2], labeled=jnp.asarray(labeled_mask()))
 
 
 @pytest.fixture
 def key():
-    return jax.random.key(42)
+    return jax.random.key(KEY_SEED)

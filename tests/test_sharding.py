@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax
 import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxal
+from tests.conftest import N_LABELED, labeled_mask
 from tests.test_contract import IDS, TABLE, _build
 
 pytestmark = pytest.mark.skipif(
@@ -54,3 +56,26 @@ def test_sharded_equals_unsharded(name, hparams, model, params, pool, key):
     expected = np.asarray(select(params, pool, key))
     got = np.asarray(select(params, _shard(pool), key))
     np.testing.assert_array_equal(got, expected)
+
+
+def test_pool_create_shards_like_x_and_a_round_compiles_once(model, params, mlp, key):
+    """Pool.create of row-sharded arrays: the default y and labeled follow x's rows, the
+    offset is replicated, as the jitted round returns them, so later rounds reuse it."""
+    mesh = Mesh(np.array(jax.devices()[:4]), ("data",))
+    rows = NamedSharding(mesh, PartitionSpec("data"))
+    pool = jaxal.Pool.create(
+        jax.device_put(mlp[2], rows), labeled=jax.device_put(labeled_mask(), rows)
+    )
+    assert pool.y.sharding.is_equivalent_to(rows, 1)
+    assert pool.offset.sharding.is_equivalent_to(NamedSharding(mesh, PartitionSpec()), 0)
+    np.testing.assert_array_equal(np.asarray(pool.y), -1)
+    budget = 3
+    strategy = jaxal.strategies.entropy(model, budget)
+    al_round = jax.jit(chex.assert_max_traces(jaxal.make_round(strategy), n=1))
+    try:
+        for round_key in jax.random.split(key, 3):
+            pool, indices = al_round(params, pool, round_key)
+    finally:
+        chex.clear_trace_counter()
+    assert pool.labeled.sharding.is_equivalent_to(rows, 1)
+    assert int(pool.labeled.sum()) == N_LABELED + 3 * budget
