@@ -38,7 +38,9 @@ def test_budget_larger_than_unlabeled_names_budget(model, params, pool, key):
 
 
 def test_unknown_strategy_lists_known_names(model, params, pool, key):
-    with pytest.raises(ValueError, match="Did you mean 'entropy'.*Known strategies: badge"):
+    with pytest.raises(
+        ValueError, match="Did you mean 'entropy'.*Known strategies: alfamix, badge"
+    ):
         jaxal.select("entropi", model, params, pool, key, 3)
     with pytest.raises(ValueError, match="unknown strategy"):
         jaxal.strategies.get("nope")
