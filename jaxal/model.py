@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxal import _checks
-from jaxal._chunks import map_chunks
+from jaxal._chunks import map_chunks, map_slices
 from jaxal._points import OuterProduct
 
 # apply(params, x [B, ...], rng | None) -> (logits [B, C], embedding [B, D])
@@ -238,6 +238,7 @@ def mc_map(
     *,
     consistent: bool = False,
     logits: bool = False,
+    in_place: bool = False,
 ) -> Any:
     """MC-dropout probabilities per chunk, reduced per point before the next chunk.
 
@@ -262,6 +263,10 @@ def mc_map(
         consistent: one dropout mask per sample, shared by all points.
         logits: hand ``reduce`` the logits [S, B, C] (float32 at least) instead of
             the probabilities.
+        in_place: write each chunk's outputs in place into arrays of N rows
+            (``jaxal._chunks.map_slices``) instead of concatenating the chunks' outputs:
+            for a ``reduce`` with large per-point outputs (e.g. every sample's
+            probabilities), whose concatenation would be a second copy.
 
     Returns:
         ``reduce``'s outputs for all points, leading axis N; floating outputs are NaN for
@@ -280,7 +285,8 @@ def mc_map(
         reduced = reduce(sampled if logits else jax.nn.softmax(sampled, axis=-1))
         return _nan_where_non_finite(reduced, jnp.swapaxes(sampled, 0, 1))
 
-    return map_chunks(one_chunk, x, chunk_size=batch_size, offset=offset)
+    chunked = map_slices if in_place else map_chunks
+    return chunked(one_chunk, x, chunk_size=batch_size, offset=offset)
 
 
 def _stochastic_passes(model, params, chunk, index, sample_keys):

@@ -55,8 +55,9 @@ lower index): a saturated batch continues in BALD order instead of in index orde
 rounding noise (DISTIL's picks there depend on float noise).
 
 Cost per step: O(N * M' * S * C) flops for the M' <= M informative rows (M' falls to 0
-once the batch saturates); memory O(M * S) for the table plus O(B * R * C) for one block
-of R = 64 rows and B = ``chunk_size`` candidates.
+once the batch saturates); memory: the probabilities in point-major order [N, S, C] (one
+copy), O(N * S) per-sample entropies, O(M * S) for the table and O(B * R * C) for one
+block of R = 64 rows and B = ``chunk_size`` candidates.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
 from jaxal import _checks, scores
-from jaxal._chunks import map_chunks
+from jaxal._chunks import map_slices
 from jaxal.selectors._selection import BatchBaldInfo, Selection
 
 DEFAULT_MAX_CONFIGURATIONS = 1000
@@ -75,6 +76,8 @@ DEFAULT_MAX_CONFIGURATIONS = 1000
 _RESOLUTION = 1e-6
 # Rows of the joint table processed together in a gain pass.
 _ROW_BLOCK = 64
+# Points per chunk of the per-point entropies and BALD scores (bounded temporaries).
+_STATS_CHUNK = 4096
 # float32 matmuls may run as TF32 / bfloat16 on GPU and TPU; entropies need full precision.
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -166,8 +169,8 @@ def _greedy(
     probs = jnp.asarray(probs, dtype)
     samples, n, classes = probs.shape
     by_point = jnp.swapaxes(probs, 0, 1)  # [N, S, C]: chunks of candidates
-    sample_entropies = scores.entropy(probs)  # H(y_n | w = s), [S, N]
-    first_gain = scores.mutual_information(probs).astype(dtype)  # BALD, [N]
+    sample_entropies, first_gain = map_slices(_point_terms, by_point, chunk_size=_STATS_CHUNK)
+    first_gain = first_gain.astype(dtype)  # BALD, [N]
 
     row_block_size = min(_ROW_BLOCK, rows)
     order_padding = jnp.zeros((row_block_size,), jnp.int32)
@@ -200,7 +203,7 @@ def _greedy(
                 entropies = -jnp.sum(xlogy(given, given), axis=-1)  # H(y_b | mu_r), [R, B]
                 return jnp.dot(block_weight, entropies, precision=_HIGHEST)
 
-            return start + row_block_size, joint + map_chunks(
+            return start + row_block_size, joint + map_slices(
                 one_chunk, by_point, chunk_size=chunk_size
             )
 
@@ -210,7 +213,7 @@ def _greedy(
             (jnp.int32(0), jnp.zeros((n,), dtype)),
         )
         mixture = jnp.dot(jnp.where(informative, weight, 0.0), posterior, precision=_HIGHEST)
-        return joint - jnp.dot(mixture, sample_entropies, precision=_HIGHEST)
+        return joint - jnp.dot(sample_entropies, mixture, precision=_HIGHEST)
 
     def extend(table, point_probs, source, label):
         """Row r <- configuration source[r] extended by label[r] of the new point."""
@@ -276,6 +279,12 @@ def _greedy(
     )
     _, _, _, picked, values = jax.lax.fori_loop(0, budget, step, initial)
     return picked, values
+
+
+def _point_terms(chunk: jax.Array, index: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Probabilities [B, S, C] -> (H(y_b | w = s) [B, S], BALD's I(y_b; w) [B])."""
+    del index
+    return scores.entropy(chunk), scores.mutual_information(jnp.swapaxes(chunk, 0, 1))
 
 
 def _draw_configurations(key: jax.Array, joint: jax.Array, rows: int) -> jax.Array:

@@ -12,7 +12,6 @@ from jaxal.strategies._base import (
     Strategy,
     candidates_for,
     check_common,
-    finite_points,
     make_strategy,
     no_score,
 )
@@ -76,25 +75,30 @@ def batchbald(
     def select(params, pool, key):
         candidates = candidates_for(pool, budget)
         mc_key, sample_key = jax.random.split(key)
-        by_point = mc_map(
+        probs, finite, spread = mc_map(
             model,
             params,
             pool.x,
             mc_key,
             mc_samples,
             batch_size,
-            lambda logits: jnp.swapaxes(logits, 0, 1),  # [B, S, C]: per point
+            _per_point,
             pool.offset,
             consistent=True,  # sample s is one network for every point: a joint over points
             logits=True,
+            in_place=True,  # [N, S, C]: one copy
         )
-        _checks.finite(by_point, "MC-dropout logits")
-        require_varied_samples(
-            jnp.max(jnp.abs(by_point - by_point[:, :1]), axis=(1, 2)), "batchbald"
+        _checks.require(
+            finite,
+            lambda xp, f: xp.all(f),
+            "MC-dropout logits must be finite; it holds NaN or infinity",
         )
-        candidates, (by_point,) = finite_points(candidates, by_point)
+        require_varied_samples(spread, "batchbald")
+        # Rows of non-finite logits (NaN probabilities) are no candidates; BatchBALD sums
+        # nothing over the pool, so they need no zeroing (a second [N, S, C] array).
+        candidates = candidates & finite
         return selectors.batchbald(
-            jax.nn.softmax(jnp.swapaxes(by_point, 0, 1), axis=-1),
+            jnp.swapaxes(probs, 0, 1),  # the selector's [S, N, C]; it works on [N, S, C]
             candidates,
             budget,
             sample_key,
@@ -109,3 +113,13 @@ def batchbald(
         "batch_size": batch_size,
     }
     return make_strategy("batchbald", budget, hparams, select, no_score)
+
+
+def _per_point(logits: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One chunk's MC logits [S, B, C] -> (probabilities [B, S, C], finite bool [B], the
+    largest |logit - sample 0's logit| [B]): only the probabilities are kept for the
+    whole pool, never a second [N, S, C] array of logits."""
+    by_point = jnp.swapaxes(logits, 0, 1)
+    finite = jnp.all(jnp.isfinite(by_point), axis=(1, 2))
+    spread = jnp.max(jnp.abs(by_point - by_point[:, :1]), axis=(1, 2))
+    return jax.nn.softmax(by_point, axis=-1), finite, spread
