@@ -113,7 +113,10 @@ def require(
     elif (checks := _DEFERRED.get()) is not None:
         condition = holds(jnp, array)
         named = jnp.int32(0) if value is None else value(jnp, array)
-        if getattr(array, "_trace", None) is checks.trace:
+        # The trace the condition lives in: a check inside a loop body on an array closed
+        # over from outside it still computes its condition in the body's trace.
+        trace = getattr(condition, "_trace", getattr(array, "_trace", None))
+        if trace is checks.trace:
             checks.messages.append((message, value is not None))
             checks.conditions.append(jnp.asarray(condition, bool))
             checks.values.append(jnp.asarray(named))

@@ -134,6 +134,38 @@ def test_contiguous_partition_is_top_k_per_part(model, params, pool, key):
     np.testing.assert_array_equal(got, expected)
 
 
+def test_equal_parts_are_top_k_per_part(model, params, pool, key):
+    # 96 points, 4 parts of 24, 2 picks each: the parts share one program (lax.map).
+    strategy = jaxal.strategies.partition(model, 8, strategy="entropy", parts=4)
+    got = np.asarray(strategy.select(params, pool, key))
+    scores = np.asarray(jaxal.strategies.entropy(model, 8).score(params, pool, key))
+    expected = []
+    for start in range(0, 96, 24):
+        expected.extend(start + np.argsort(-scores[start : start + 24], kind="stable")[:2])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_equal_parts_select_as_each_part_alone(model, params, pool, key, shuffle):
+    strategy = jaxal.strategies.partition(model, 8, strategy="coreset", parts=4, shuffle=shuffle)
+    got = np.asarray(jax.jit(strategy.select)(params, pool, key))
+    order_key, select_key = jax.random.split(key)
+    order = np.asarray(jax.random.permutation(order_key, 96)) if shuffle else np.arange(96)
+    part_strategy = jaxal.strategies.coreset(model, 2)
+    expected = []
+    for i in range(4):
+        positions = order[24 * i : 24 * (i + 1)]
+        sub_pool = jaxal.Pool(
+            pool.x[positions], pool.y[positions], pool.labeled[positions], pool.offset
+        )
+        local = np.asarray(
+            part_strategy.select(params, sub_pool, jax.random.fold_in(select_key, i))
+        )
+        expected.extend(positions[local])
+    np.testing.assert_array_equal(got, expected)
+    assert len(set(got)) == 8 and not np.asarray(pool.labeled)[got].any()
+
+
 def test_one_part_equals_the_wrapped_strategy(model, params, pool, key):
     whole = jaxal.strategies.partition(model, 7, strategy="badge", parts=1)
     direct = jaxal.strategies.badge(model, 7)

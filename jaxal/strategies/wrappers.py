@@ -89,7 +89,10 @@ def partition(
     c_i - c_{i-1} with c_i = ceil(budget s_i / N), so the budgets add up to ``budget``;
     they follow the part sizes, not the unlabeled counts, so every part needs that many
     unlabeled points (a part whose budget rounds to 0 is skipped). Use it to bound the
-    memory of strategies that are quadratic in N.
+    memory and time of strategies that are quadratic in N: P parts cost 1 / P of the
+    whole pool's N^2. When every part has the same size and budget (P divides N and the
+    budget), the parts run as one ``lax.map`` (one compiled program for any P); otherwise
+    each part is traced on its own.
 
     Args:
         base: the model, passed to the wrapped factory.
@@ -119,18 +122,33 @@ def partition(
         order_key, select_key = jax.random.split(key)
         order = jax.random.permutation(order_key, n) if shuffle else jnp.arange(n)
         bounds = [math.ceil(n * (i + 1) / parts) for i in range(parts)]
-        picked = []
-        for i, (stop, part_budget) in enumerate(zip(bounds, _split(budget, bounds), strict=True)):
-            start = bounds[i - 1] if i else 0
-            if part_budget == 0:
-                continue
-            positions = order[start:stop].astype(jnp.int32)
+        budgets = _split(budget, bounds)
+        starts = [0, *bounds[:-1]]
+
+        def select_part(i, positions, part_budget):
             sub_pool = Pool(
                 pool.x[positions], pool.y[positions], pool.labeled[positions], pool.offset
             )
             sub = factory(base, part_budget, **base_hparams)
             local = sub.select(params, sub_pool, jax.random.fold_in(select_key, i), **given)
-            picked.append(jnp.where(local >= 0, positions[jnp.maximum(local, 0)], -1))
+            return jnp.where(local >= 0, positions[jnp.maximum(local, 0)], -1)
+
+        sizes = {stop - start for start, stop in zip(starts, bounds, strict=True)}
+        if len(sizes) == 1 and len(set(budgets)) == 1:
+            # Parts of one shape and budget: one program for all of them, in a lax.map.
+            positions = order.astype(jnp.int32).reshape(parts, -1)
+            picked = jax.lax.map(
+                lambda part: select_part(part[0], part[1], budgets[0]),
+                (jnp.arange(parts), positions),
+            )
+            return picked.reshape(-1)
+        picked = [
+            select_part(i, order[start:stop].astype(jnp.int32), part_budget)
+            for i, (start, stop, part_budget) in enumerate(
+                zip(starts, bounds, budgets, strict=True)
+            )
+            if part_budget > 0
+        ]
         return jnp.concatenate(picked)
 
     hparams = {"strategy": strategy, "parts": parts, "shuffle": shuffle, **base_hparams}
