@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxal import _checks, selectors
-from jaxal._chunks import map_chunks
+from jaxal._chunks import map_slices
 from jaxal._points import finite_rows
 from jaxal.model import HeadFn, Model, forward
 from jaxal.pool import Pool
@@ -224,7 +224,7 @@ def mixing_candidates(
             logits = head(params, mixed.reshape(-1, z.shape[1])).reshape(*mixed.shape[:2], -1)
             return jnp.any(jnp.argmax(logits, axis=-1) != label[:, None], axis=1)
 
-        return map_chunks(one_chunk, embeddings, direction, predicted, chunk_size=chunk)
+        return map_slices(one_chunk, embeddings, direction, predicted, chunk_size=chunk)
 
     def more(state):
         step, found = state
@@ -274,4 +274,4 @@ def _loss_ascent(
         unit = jnp.where(norm > 0, gradient / jnp.where(norm > 0, norm, 1.0), 0.0)
         return label.astype(jnp.int32), unit
 
-    return map_chunks(one_chunk, embeddings, chunk_size=batch_size)
+    return map_slices(one_chunk, embeddings, chunk_size=batch_size)
