@@ -718,6 +718,20 @@ def test_nearest_distinct_matches_reference():
     np.testing.assert_array_equal(np.asarray(got), [0, 2, 4, 3])
 
 
+def test_nearest_distinct_many_centers_and_conflicts():
+    # 150 centers (more than one block of the nearest-row pass, not a multiple of it),
+    # drawn around 20 of the points so that most centers' nearest point is taken earlier.
+    rng = np.random.default_rng(5)
+    points = rng.normal(size=(400, 4)).astype(np.float32)
+    candidates = rng.random(400) < 0.7
+    centers = (points[rng.integers(0, 20, 150)] + rng.normal(0, 0.05, (150, 4))).astype(np.float32)
+    got = NEAREST_DISTINCT(jnp.asarray(points), jnp.asarray(candidates), jnp.asarray(centers))
+    assert_valid_picks(got, candidates, 150)
+    np.testing.assert_array_equal(
+        np.asarray(got), ref.nearest_distinct(points, candidates, centers)
+    )
+
+
 def test_nearest_distinct_ties_and_fill():
     points = np.array([[1.0], [-1.0], [1.0], [9.0]], np.float32)
     candidates = np.array([True, True, True, False])

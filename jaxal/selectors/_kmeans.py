@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxal._chunks import map_chunks
+from jaxal._chunks import map_chunks, map_slices
 from jaxal.selectors import _points
 from jaxal.selectors._greedy import kmeans_plusplus
 from jaxal.selectors._top_k import random_subset
@@ -27,6 +27,8 @@ ROW_BLOCK = 1024
 CENTER_BLOCK = 256
 # The smallest capacity below N: fewer candidates than this run at this size.
 MIN_CAPACITY = 1024
+# Centers per block of the nearest-row pass of nearest_distinct ([64, C] distances).
+_DISTINCT_BLOCK = 64
 
 
 class _Packed(NamedTuple):
@@ -202,20 +204,37 @@ def lloyd(
 
 def _nearest_distinct(rows: jax.Array, count: jax.Array, centers: jax.Array) -> jax.Array:
     """int32 [K]: for each center in order, the nearest of the first ``count`` of ``rows``
-    [C, D] not taken by an earlier center (lowest row on ties); -1 once none is left."""
-    n, k = rows.shape[0], centers.shape[0]
+    [C, D] not taken by an earlier center (lowest row on ties); -1 once none is left.
+
+    Each center's nearest row comes from one blocked pass over all centers (O(K * C * D)
+    as matrix products); a center whose nearest row an earlier center took searches the
+    rows still free on its own (one more pass over [C, D]), which only such conflicts pay.
+    """
+    n = rows.shape[0]
     rows_sq = _points.sq_norms(rows)
+    leading = jnp.arange(n) < count
+
+    def nearest_rows(block: jax.Array, index: jax.Array) -> jax.Array:
+        del index  # distances [B, C]: the row axis last, as argmin_rows reduces it fastest
+        sq = jnp.where(leading[None, :], _points.sq_distances(block, rows), jnp.inf)
+        return _points.argmin_rows(sq, width=32)[0]
+
+    first = map_slices(nearest_rows, centers, chunk_size=_DISTINCT_BLOCK)
+
+    def nearest_free(t: jax.Array, available: jax.Array) -> jax.Array:
+        distances = _points.sq_distances(rows, centers[t][None, :], rows_sq)[:, 0]
+        return jnp.argmin(jnp.where(available, distances, jnp.inf)).astype(jnp.int32)
 
     def step(t, state):
         available, picked = state
-        distances = _points.sq_distances(rows, centers[t][None, :], rows_sq)[:, 0]
-        index = jnp.argmin(jnp.where(available, distances, jnp.inf)).astype(jnp.int32)
+        own = first[t]
+        index = jax.lax.cond(available[own], lambda: own, lambda: nearest_free(t, available))
         index = jnp.where(jnp.any(available), index, -1)
         available = available.at[jnp.where(index < 0, n, index)].set(False, mode="drop")
         return available, picked.at[t].set(index)
 
-    initial = (jnp.arange(n) < count, jnp.full((k,), -1, jnp.int32))
-    return jax.lax.fori_loop(0, k, step, initial)[1]
+    initial = (leading, jnp.full((centers.shape[0],), -1, jnp.int32))
+    return jax.lax.fori_loop(0, centers.shape[0], step, initial)[1]
 
 
 def nearest_distinct(embeddings: jax.Array, candidates: jax.Array, centers: jax.Array) -> jax.Array:
