@@ -204,7 +204,8 @@ def lloyd(
 
 def _nearest_distinct(rows: jax.Array, count: jax.Array, centers: jax.Array) -> jax.Array:
     """int32 [K]: for each center in order, the nearest of the first ``count`` of ``rows``
-    [C, D] not taken by an earlier center (lowest row on ties); -1 once none is left.
+    [C, D] not taken by an earlier center (lowest row on ties, distances within float32
+    rounding of each other counting as ties); -1 once none is left.
 
     Each center's nearest row comes from one blocked pass over all centers (O(K * C * D)
     as matrix products); a center whose nearest row an earlier center took searches the
@@ -215,15 +216,17 @@ def _nearest_distinct(rows: jax.Array, count: jax.Array, centers: jax.Array) -> 
     leading = jnp.arange(n) < count
 
     def nearest_rows(block: jax.Array, index: jax.Array) -> jax.Array:
-        del index  # distances [B, C]: the row axis last, as argmin_rows reduces it fastest
+        del index  # distances [B, C]: the row axis last, as the reductions run fastest
         sq = jnp.where(leading[None, :], _points.sq_distances(block, rows), jnp.inf)
-        return _points.argmin_rows(sq, width=32)[0]
+        return _lowest_nearest(sq, _points.sq_norms(block)[:, None] + rows_sq[None, :])
 
     first = map_slices(nearest_rows, centers, chunk_size=_DISTINCT_BLOCK)
 
     def nearest_free(t: jax.Array, available: jax.Array) -> jax.Array:
-        distances = _points.sq_distances(rows, centers[t][None, :], rows_sq)[:, 0]
-        return jnp.argmin(jnp.where(available, distances, jnp.inf)).astype(jnp.int32)
+        center = centers[t][None, :]
+        sq = _points.sq_distances(center, rows)
+        sq = jnp.where(available[None, :], sq, jnp.inf)
+        return _lowest_nearest(sq, _points.sq_norms(center)[:, None] + rows_sq[None, :])[0]
 
     def step(t, state):
         available, picked = state
@@ -235,6 +238,17 @@ def _nearest_distinct(rows: jax.Array, count: jax.Array, centers: jax.Array) -> 
 
     initial = (leading, jnp.full((centers.shape[0],), -1, jnp.int32))
     return jax.lax.fori_loop(0, centers.shape[0], step, initial)[1]
+
+
+def _lowest_nearest(sq: jax.Array, norms: jax.Array) -> jax.Array:
+    """int32 [B]: per row of ``sq`` [B, C], the lowest column within float32 rounding of
+    the row's minimum (``_points._ROUNDOFF`` times ``norms`` [B, C], the squared norms
+    the distance was formed from): a tie that rounding splits stays a tie, so the pick does
+    not depend on how the distances were blocked."""
+    best = jnp.min(sq, axis=1, keepdims=True)
+    near = sq <= best + _points._ROUNDOFF * norms
+    columns = jnp.arange(sq.shape[1], dtype=jnp.int32)
+    return jnp.min(jnp.where(near, columns, sq.shape[1]), axis=1).astype(jnp.int32)
 
 
 def nearest_distinct(embeddings: jax.Array, candidates: jax.Array, centers: jax.Array) -> jax.Array:
