@@ -231,8 +231,18 @@ def rank_at_least(array: jax.Array, rank: int, name: str) -> None:
 def finite(array: ArrayLike, name: str) -> None:
     """Raise if a floating ``array`` holds NaN or infinity (:func:`require`)."""
     if jnp.issubdtype(jnp.result_type(array), jnp.inexact):
-        message = f"{name} must be finite; it holds NaN or infinity"
-        require(array, lambda xp, a: xp.all(xp.isfinite(a)), message)
+        require(array, lambda xp, a: xp.all(xp.isfinite(a)), _not_finite(name))
+
+
+def finite_where(flags: ArrayLike, name: str) -> None:
+    """Raise as :func:`finite` unless every entry of bool ``flags`` holds: the flags say,
+    per part of ``name`` (e.g. per point), that its values are finite, for an array that
+    is not kept whole."""
+    require(flags, lambda xp, f: xp.all(f), _not_finite(name))
+
+
+def _not_finite(name: str) -> str:
+    return f"{name} must be finite; it holds NaN or infinity"
 
 
 def labels_in_range(labels: ArrayLike, num_classes: int, name: str) -> None:

@@ -215,18 +215,20 @@ def _nearest_distinct(rows: jax.Array, count: jax.Array, centers: jax.Array) -> 
     rows_sq = _points.sq_norms(rows)
     leading = jnp.arange(n) < count
 
-    def nearest_rows(block: jax.Array, index: jax.Array) -> jax.Array:
-        del index  # distances [B, C]: the row axis last, as the reductions run fastest
-        sq = jnp.where(leading[None, :], _points.sq_distances(block, rows), jnp.inf)
-        return _lowest_nearest(sq, _points.sq_norms(block)[:, None] + rows_sq[None, :])
+    def nearest(block: jax.Array, allowed: jax.Array) -> jax.Array:
+        """int32 [B]: the nearest allowed row (bool [C]) of each center in ``block``."""
+        block_sq = _points.sq_norms(block)
+        # Distances [B, C]: the row axis last, as the reductions run fastest.
+        sq = _points.sq_distances(block, rows, block_sq, rows_sq)
+        sq = jnp.where(allowed[None, :], sq, jnp.inf)
+        return _lowest_nearest(sq, block_sq[:, None] + rows_sq[None, :])
 
-    first = map_slices(nearest_rows, centers, chunk_size=_DISTINCT_BLOCK)
+    first = map_slices(
+        lambda block, index: nearest(block, leading), centers, chunk_size=_DISTINCT_BLOCK
+    )
 
     def nearest_free(t: jax.Array, available: jax.Array) -> jax.Array:
-        center = centers[t][None, :]
-        sq = _points.sq_distances(center, rows)
-        sq = jnp.where(available[None, :], sq, jnp.inf)
-        return _lowest_nearest(sq, _points.sq_norms(center)[:, None] + rows_sq[None, :])[0]
+        return nearest(centers[t][None, :], available)[0]
 
     def step(t, state):
         available, picked = state

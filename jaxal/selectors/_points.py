@@ -35,7 +35,12 @@ def inner_products(points: Points, others: Points) -> jax.Array:
     return points @ others.T
 
 
-def sq_distances(points: Points, others: Points, points_sq: jax.Array | None = None) -> jax.Array:
+def sq_distances(
+    points: Points,
+    others: Points,
+    points_sq: jax.Array | None = None,
+    others_sq: jax.Array | None = None,
+) -> jax.Array:
     """float [N, M]: squared distances, by ||x||^2 + ||y||^2 - 2 <x, y>.
 
     The formula cancels: identical points would come out a few ulps apart. Results below
@@ -46,11 +51,11 @@ def sq_distances(points: Points, others: Points, points_sq: jax.Array | None = N
         points: N points.
         others: M points in the same representation.
         points_sq: optional precomputed ``sq_norms(points)`` [N].
+        others_sq: optional precomputed ``sq_norms(others)`` [M].
     """
     points_sq = sq_norms(points) if points_sq is None else points_sq
-    return _from_inner(
-        points_sq[:, None], sq_norms(others)[None, :], inner_products(points, others)
-    )
+    others_sq = sq_norms(others) if others_sq is None else others_sq
+    return _from_inner(points_sq[:, None], others_sq[None, :], inner_products(points, others))
 
 
 def sq_distances_to(points: Points, index: jax.Array, points_sq: jax.Array) -> jax.Array:

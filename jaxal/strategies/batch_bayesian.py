@@ -15,7 +15,11 @@ from jaxal.strategies._base import (
     make_strategy,
     no_score,
 )
-from jaxal.strategies.uncertainty import mc_sample_count, require_varied_samples
+from jaxal.strategies.uncertainty import (
+    mc_sample_count,
+    require_varied_samples,
+    sample_spread,
+)
 
 
 def batchbald(
@@ -88,11 +92,7 @@ def batchbald(
             logits=True,
             in_place=True,  # [N, S, C]: one copy
         )
-        _checks.require(
-            finite,
-            lambda xp, f: xp.all(f),
-            "MC-dropout logits must be finite; it holds NaN or infinity",
-        )
+        _checks.finite_where(finite, "MC-dropout logits")
         require_varied_samples(spread, "batchbald")
         # Rows of non-finite logits (NaN probabilities) are no candidates; BatchBALD sums
         # nothing over the pool, so they need no zeroing (a second [N, S, C] array).
@@ -119,7 +119,5 @@ def _per_point(logits: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One chunk's MC logits [S, B, C] -> (probabilities [B, S, C], finite bool [B], the
     largest |logit - sample 0's logit| [B]): only the probabilities are kept for the
     whole pool, never a second [N, S, C] array of logits."""
-    by_point = jnp.swapaxes(logits, 0, 1)
-    finite = jnp.all(jnp.isfinite(by_point), axis=(1, 2))
-    spread = jnp.max(jnp.abs(by_point - by_point[:, :1]), axis=(1, 2))
-    return jax.nn.softmax(by_point, axis=-1), finite, spread
+    finite = jnp.all(jnp.isfinite(logits), axis=(0, 2))
+    return jax.nn.softmax(jnp.swapaxes(logits, 0, 1), axis=-1), finite, sample_spread(logits)
