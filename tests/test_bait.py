@@ -82,18 +82,22 @@ def problem(seed, n=22, c=3, d=4, labeled=5, scale=2.0):
 
 
 @functools.cache
-def _selector(budget, lambda_, oversample, chunk_size=5):
+def _selector(budget, lambda_, oversample, chunk_size, step_chunk_size):
     def run(p, h, candidates, labeled):
         return bait(
             p, h, candidates, labeled, jnp.ones_like(candidates), budget,
             lambda_=lambda_, oversample=oversample, chunk_size=chunk_size,
+            step_chunk_size=step_chunk_size,
         )  # fmt: skip
 
     return jax.jit(run)
 
 
-def run_selector(p, h, candidates, labeled, budget, lambda_, oversample, chunk_size=5):
-    select = _selector(budget, lambda_, oversample, chunk_size)
+def run_selector(
+    p, h, candidates, labeled, budget, lambda_, oversample, chunk_size=5, step_chunk_size=7
+):
+    """The jitted selector; the small default blocks make every comparison run blocked."""
+    select = _selector(budget, lambda_, oversample, chunk_size, step_chunk_size)
     args = [jnp.asarray(a, jnp.float32) for a in (p, h)] + [jnp.asarray(candidates)]
     return select(*args, jnp.asarray(labeled))
 
@@ -140,12 +144,17 @@ def test_fewer_candidates_than_forward_picks():
     assert sorted(got[:2].tolist()) == [3, 7] and got[2] == -1
 
 
-def test_chunk_size_changes_nothing():
+@pytest.mark.parametrize(
+    "chunks", [{"chunk_size": 4, "step_chunk_size": 512}, {"chunk_size": 512, "step_chunk_size": 5}]
+)
+def test_chunk_size_changes_nothing(chunks):
+    """Blocks that do not divide N (27 points; map_slices' last block overlaps)."""
     p, h, mask = problem(6, n=27)
-    small = run_selector(p, h, ~mask, mask, 3, 1.0, 2, chunk_size=4)
-    whole = run_selector(p, h, ~mask, mask, 3, 1.0, 2, chunk_size=512)
+    small = run_selector(p, h, ~mask, mask, 3, 1.0, 2, **chunks)
+    whole = run_selector(p, h, ~mask, mask, 3, 1.0, 2, chunk_size=512, step_chunk_size=512)
     np.testing.assert_array_equal(np.asarray(small.indices), np.asarray(whole.indices))
     np.testing.assert_allclose(small.info.forward, whole.info.forward, rtol=1e-5)
+    np.testing.assert_allclose(small.info.backward, whole.info.backward, rtol=1e-5)
 
 
 def test_fisher_sums_match_the_definition():

@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxal._chunks import map_chunks
+from jaxal import _checks
+from jaxal._chunks import map_slices
 from jaxal.selectors._selection import BaitInfo, Selection
 from jaxal.selectors._top_k import rank_keys
 
@@ -59,6 +60,7 @@ def bait(
     lambda_: float = 1.0,
     oversample: int = 2,
     chunk_size: int = 512,
+    step_chunk_size: int = 16384,
 ) -> Selection:
     """BAIT: greedy forward selection of T = ``oversample * budget`` candidates, then
     backward removal down to ``budget``, each step minimizing tr((lambda I + M)^-1 F).
@@ -74,9 +76,11 @@ def bait(
     (memory O(chunk_size * P * D)), O(E^3) once for (lambda I + M)^-1; then per forward
     pick O(N C^2 D) for the projections (one matrix product), O(N C^3) for the [C, C]
     updates and solves and O(C E^2) for K; a backward step costs the same with T points
-    in place of N. Memory O(E^2 + N C^2 + chunk_size * P * D): no [N, C, E] array and no
-    per-point [E, E] matrix. The [E, E] matrices must fit: C = 10, D = 128 is 6.5 MB
-    each, C = 100, D = 512 is 10 GB.
+    in place of N; each forward step's passes over the points (R and Q, then the next
+    gains) run ``step_chunk_size`` points at a time. Memory O(E^2 + N C^2 +
+    chunk_size * P * D + step_chunk_size * C^2): no [N, C, E] array, no per-point [E, E]
+    matrix, and the per-point [2 C, C] projections for one block only. The [E, E]
+    matrices must fit: C = 10, D = 128 is 6.5 MB each, C = 100, D = 512 is 10 GB.
 
     Args:
         probs: float [N, C], rows sum to 1.
@@ -87,7 +91,9 @@ def bait(
         budget: Python int, 1 <= budget <= N.
         lambda_: float > 0, the ridge.
         oversample: Python int >= 1, forward picks per kept point.
-        chunk_size: Python int >= 1, points per block of the O(N P D^2) sums.
+        chunk_size: Python int >= 1, points per block of the one-time O(N P D^2) sums.
+        step_chunk_size: Python int >= 1, points per block of each forward step's pass
+            over the points' [C, C] matrices.
 
     Returns:
         ``Selection(indices, BaitInfo)``: int32 [budget], the kept picks in forward order,
@@ -96,6 +102,7 @@ def bait(
     n, c = probs.shape
     if not 1 <= budget <= n:
         raise ValueError(f"budget must be in [1, {n}] (the pool size), got {budget}")
+    step_chunk_size = _checks.positive_int(step_chunk_size, "step_chunk_size")
     e = c * embeddings.shape[1]
     probs = probs.astype(jnp.float32)
     embeddings = embeddings.astype(jnp.float32)
@@ -106,31 +113,42 @@ def bait(
     factor = jnp.linalg.cholesky(labeled_sum + lambda_ * eye)
     inverse = _symmetric(jax.scipy.linalg.cho_solve((factor, True), eye))
     spread = _symmetric(_matmul(_matmul(inverse, fisher), inverse))
-    r, q = _s_sandwich(_sandwiches(jnp.stack([inverse, spread]), embeddings, chunk_size), probs)
+    sandwiched = jnp.stack([inverse, spread])
+    r, q = map_slices(
+        lambda h, p, index: tuple(_s_sandwich(_sandwiches(sandwiched, h), p)),
+        embeddings,
+        probs,
+        chunk_size=chunk_size,
+    )
     pool = _Points(embeddings, probs, r, q)
+    gains = _gains(pool, 1.0, step_chunk_size)
     steps = oversample * budget
 
     def forward_step(t, state):
-        inverse, pool, available, picked, objective = state
-        index = jnp.argmax(rank_keys(_scores(pool, 1.0), available)).astype(jnp.int32)
+        inverse, pool, gains, available, picked, objective = state
+        index = jnp.argmax(rank_keys(gains, available)).astype(jnp.int32)
         active = jnp.any(available)
-        inverse, pool = _update(inverse, fisher, pool, index, 1.0, active)
+        inverse, by_h = _step(inverse, fisher, pool, index, 1.0, active)
+        pool = _refresh(pool, by_h, 1.0, step_chunk_size)
+        gains = _gains(pool, 1.0, step_chunk_size)
         available = available.at[jnp.where(active, index, n)].set(False, mode="drop")
         picked = picked.at[t].set(jnp.where(active, index, -1))
-        return inverse, pool, available, picked, objective.at[t].set(_objective(inverse, fisher))
+        objective = objective.at[t].set(_objective(inverse, fisher))
+        return inverse, pool, gains, available, picked, objective
 
     empty = (jnp.full((steps,), -1, jnp.int32), jnp.zeros((steps,), jnp.float32))
-    initial = (inverse, pool, candidates, *empty)
-    inverse, pool, _, picked, forward = jax.lax.fori_loop(0, steps, forward_step, initial)
+    initial = (inverse, pool, gains, candidates, *empty)
+    inverse, pool, _, _, picked, forward = jax.lax.fori_loop(0, steps, forward_step, initial)
     chosen = _Points(*(field[jnp.maximum(picked, 0)] for field in pool))
     valid = picked >= 0
     removals = jnp.maximum(jnp.sum(valid) - budget, 0)
 
     def backward_step(t, state):
         inverse, chosen, kept, objective = state
-        index = jnp.argmax(rank_keys(_scores(chosen, -1.0), kept)).astype(jnp.int32)
+        index = jnp.argmax(rank_keys(_scores(chosen.r, chosen.q, -1.0), kept)).astype(jnp.int32)
         active = t < removals
-        inverse, chosen = _update(inverse, fisher, chosen, index, -1.0, active)
+        inverse, by_h = _step(inverse, fisher, chosen, index, -1.0, active)
+        chosen = _refreshed(chosen, by_h, -1.0)
         kept = kept.at[jnp.where(active, index, steps)].set(False, mode="drop")
         return inverse, chosen, kept, objective.at[t].set(_objective(inverse, fisher))
 
@@ -185,36 +203,27 @@ def fisher_sums(
     return _from_pairs(pairs, c).transpose(0, 1, 3, 2, 4).reshape(m, c * d, c * d)
 
 
-def _sandwiches(matrices: jax.Array, embeddings: jax.Array, chunk_size: int = 512) -> jax.Array:
+def _sandwiches(matrices: jax.Array, h: jax.Array) -> jax.Array:
     """(I (x) h^T) A (I (x) h) of every point for m symmetric matrices A [E, E]: each
-    C x C block A_cc' [D, D] contracted with h on both sides.
-
-    Only the pairs c <= c' are computed, ``chunk_size`` points at a time: O(N P D^2 m)
-    work, memory O(chunk_size * P * D * m).
+    C x C block A_cc' [D, D] contracted with h on both sides, the pairs c <= c' only:
+    O(B P D^2 m) work.
 
     Args:
         matrices: float [m, E, E], symmetric.
-        embeddings: float [N, D].
-        chunk_size: points per block.
+        h: float [B, D].
 
     Returns:
-        float [m, N, C, C], symmetric in the last two axes.
+        float [m, B, C, C], symmetric in the last two axes.
     """
     m, e, _ = matrices.shape
-    d = embeddings.shape[1]
+    d = h.shape[1]
     c = e // d
     first, second = np.triu_indices(c)
     blocks = matrices.reshape(m, c, d, c, d).transpose(1, 3, 0, 2, 4)[first, second]
     flat = blocks.transpose(3, 0, 1, 2).reshape(d, -1)  # [D', P * m * D]
-    pair = _pair_index(c)
-
-    def one_chunk(h, index):
-        del index
-        half = _matmul(h, flat).reshape(h.shape[0], first.size, m, d)  # A_cc' h per pair
-        values = jnp.sum(half * h[:, None, None, :], axis=3)  # [B, P, m]
-        return values.transpose(0, 2, 1)[:, :, pair]
-
-    return map_chunks(one_chunk, embeddings, chunk_size=chunk_size).transpose(1, 0, 2, 3)
+    half = _matmul(h, flat).reshape(h.shape[0], first.size, m, d)  # A_cc' h per pair
+    values = jnp.sum(half * h[:, None, None, :], axis=3)  # [B, P, m]
+    return values.transpose(2, 0, 1)[:, :, _pair_index(c)]
 
 
 def _from_pairs(pairs: jax.Array, c: int) -> jax.Array:
@@ -249,12 +258,12 @@ def _s_sandwich(matrices: jax.Array, p: jax.Array) -> jax.Array:
     return root[:, :, None] * centered * root[:, None, :]
 
 
-def _scores(points: _Points, sign: float) -> jax.Array:
+def _scores(r: jax.Array, q: jax.Array, sign: float) -> jax.Array:
     """float [n]: the drop of tr(K F) when each point enters (sign +1) or leaves (sign -1)
-    M, sign * tr((I + sign R)^-1 Q); -inf where I + sign R is not positive definite
-    (removing that point would leave M singular)."""
-    c = points.r.shape[-1]
-    trace, smallest_pivot = _trace_solve(jnp.eye(c) + sign * points.r, points.q)
+    M, sign * tr((I + sign R)^-1 Q) from R, Q [n, C, C]; -inf where I + sign R is not
+    positive definite (removing that point would leave M singular)."""
+    c = r.shape[-1]
+    trace, smallest_pivot = _trace_solve(jnp.eye(c) + sign * r, q)
     return jnp.where(smallest_pivot > 0, sign * trace, -jnp.inf)
 
 
@@ -284,16 +293,17 @@ def _trace_solve(b: jax.Array, a: jax.Array) -> tuple[jax.Array, jax.Array]:
     return trace, smallest
 
 
-def _update(
+def _step(
     inverse: jax.Array,
     fisher: jax.Array,
     points: _Points,
     index: jax.Array,
     sign: float,
     active: jax.Array,
-) -> tuple[jax.Array, _Points]:
+) -> tuple[jax.Array, jax.Array]:
     """Point ``index`` of ``points`` enters (sign +1) or leaves (sign -1) M: the new K
-    and every point's R and Q. Nothing changes when ``active`` is False."""
+    [E, E] and the factors [D, 2 C^2] that update every point's R and Q (see
+    :func:`_refreshed`). Nothing changes when ``active`` is False (the factors are 0)."""
     d = points.h.shape[1]
     c = points.p.shape[1]
     h, p = points.h[index], points.p[index]
@@ -307,13 +317,38 @@ def _update(
     scaled = _matmul(u, root)
     factors = jnp.concatenate([scaled, _matmul(spread, root)], axis=1)  # [E, 2C]
     by_h = factors.reshape(c, d, 2 * c).transpose(1, 2, 0).reshape(d, 2 * c * c)
+    return inverse - sign * _matmul(scaled, scaled.T), by_h
+
+
+def _refreshed(points: _Points, by_h: jax.Array, sign: float) -> _Points:
+    """Every point's R and Q [n, C, C] after the change that ``by_h`` [D, 2 C^2] (from
+    :func:`_step`) describes: row-wise, O(n C^2 D + n C^3)."""
+    c = points.p.shape[1]
     projected = _matmul(points.h, by_h).reshape(-1, 2 * c, c)  # ((I (x) h^T) factors)^T
     projected = _s_right(projected, points.p)  # [a, b]^T: [n, 2C, C]
     a = projected[:, :c]
     r = points.r - sign * _outer_sum(a, a)
     q = points.q - sign * _outer_sum(projected, jnp.concatenate([projected[:, c:], a], axis=1))
-    inverse = inverse - sign * _matmul(scaled, scaled.T)
-    return inverse, points._replace(r=r, q=q)
+    return points._replace(r=r, q=q)
+
+
+def _refresh(points: _Points, by_h: jax.Array, sign: float, chunk_size: int) -> _Points:
+    """:func:`_refreshed` ``chunk_size`` points at a time, each block's R and Q written
+    into arrays of n rows: the [n, 2 C, C] temporaries exist for one block only."""
+    r, q = map_slices(
+        lambda *rows: _refreshed(_Points(*rows[:4]), by_h, sign)[2:],
+        *points,
+        chunk_size=chunk_size,
+    )
+    return points._replace(r=r, q=q)
+
+
+def _gains(points: _Points, sign: float, chunk_size: int) -> jax.Array:
+    """float [n]: :func:`_scores` of every point, ``chunk_size`` points at a time (a pass
+    of its own: computed in the same pass as :func:`_refresh` it runs slower on CPU)."""
+    return map_slices(
+        lambda r, q, index: _scores(r, q, sign), points.r, points.q, chunk_size=chunk_size
+    )
 
 
 def _s_right(matrices: jax.Array, p: jax.Array) -> jax.Array:
