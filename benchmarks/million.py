@@ -432,6 +432,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.merge_into is not None:
         merge_into(args.merge_into, json.loads(args.out.read_text()))
         print(f"merged {len(rows)} rows into {args.merge_into}", file=sys.stderr)
+    wrong = [row["strategy"] for row in rows if "error" in row or not row["valid_batch"]]
+    if wrong:
+        sys.exit(
+            f"failed or returned an invalid batch (not budget distinct unlabeled points): {wrong}"
+        )
 
 
 def merge_into(kept_path: Path, report: dict[str, Any]) -> None:

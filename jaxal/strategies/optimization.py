@@ -55,7 +55,10 @@ def glister(
     ``validation_y`` int [V], given together or not at all): when absent, as DISTIL, it is
     the whole pool: unlabeled points at their predicted labels, labeled points at their
     labels. A labeled point whose label is still unknown (y == -1, e.g. right after a
-    round) uses its predicted label, both there and in the labeled-gradient sum.
+    round) uses its predicted label, both there and in the labeled-gradient sum. On a
+    large pool give a held-out validation set of V << N points: every greedy step
+    computes the validation gradient over all V points, O(V C (D + 1)), which with the
+    default is a pass over the whole pool.
 
     Differences from DISTIL: the validation gradient is the mean over the V validation
     points at every step (DISTIL divides the first one by the number of unlabeled points
