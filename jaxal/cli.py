@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 
 import jaxal
+from jaxal._cli_training import add_training_arguments
 from jaxal.annotate import cli as annotate_cli
 from jaxal.data import NORMALIZATIONS
 from jaxal.runner import loop, report
@@ -157,24 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seeds", type=int, metavar="N", help=f"seeds 0..N-1 (default {defaults.seeds})")
     add("--out", metavar="DIR", help=f"output directory (default {defaults.out})")
-    add(
-        "--steps",
-        type=int,
-        metavar="N",
-        help=f"training steps per round (default {defaults.steps})",
-    )
-    add(
-        "--learning-rate",
-        type=float,
-        metavar="LR",
-        help=f"Adam's (default {defaults.learning_rate})",
-    )
-    add(
-        "--train-batch-size",
-        type=int,
-        metavar="N",
-        help=f"points per training step (default {defaults.train_batch_size})",
-    )
+    add_training_arguments(add, defaults)
     add(
         "--warm-start",
         action="store_true",

@@ -8,6 +8,7 @@ import json
 import os
 from typing import Any
 
+from jaxal._cli_training import add_training_arguments
 from jaxal.annotate.config import FIELDS, AnnotateConfig
 from jaxal.annotate.data import DISPLAYS, parse_classes
 from jaxal.annotate.exchange import DEFAULT_IMAGE_URL, FORMATS, FROM_NAME
@@ -164,24 +165,7 @@ def add_parser(commands: Any) -> None:
     add("--budget", type=int, metavar="B", help=f"points per batch (default {defaults.budget})")
     add("--rounds", type=int, metavar="R", help="batches to label (default: until the pool ends)")
     add("--model", metavar="MODEL", help="auto, mlp, cnn or module:attr (default auto)")
-    add(
-        "--steps",
-        type=int,
-        metavar="N",
-        help=f"training steps per round (default {defaults.steps})",
-    )
-    add(
-        "--learning-rate",
-        type=float,
-        metavar="LR",
-        help=f"Adam's (default {defaults.learning_rate})",
-    )
-    add(
-        "--train-batch-size",
-        type=int,
-        metavar="N",
-        help=f"points per training step (default {defaults.train_batch_size})",
-    )
+    add_training_arguments(add, defaults)
     add("--seed", type=int, metavar="S", help=f"randomness (default {defaults.seed})")
     add(
         "--image-size",
