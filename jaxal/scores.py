@@ -63,9 +63,9 @@ def mutual_information(mc_probs: jax.Array) -> jax.Array:
 
     I = H(mean_s p_s) - mean_s H(p_s), computed as mean_s KL(p_s || mean_s p_s), which has
     no cancellation between two large entropies, and clipped at 0. The log of the mean is
-    taken in log space (:func:`log_mean`), never of the mean itself: a positive
-    probability below S times the smallest normal float has a mean that XLA on CPU flushes
-    to zero, and log 0 there made the KL term infinite.
+    :func:`log_mean`'s, finite wherever some p_s > 0 (a positive probability below S
+    times the smallest normal float has a mean that XLA on CPU flushes to zero, and log 0
+    there made the KL term infinite).
 
     Args:
         mc_probs: float [S, N, C], S stochastic forward passes, rows sum to 1.
@@ -73,18 +73,40 @@ def mutual_information(mc_probs: jax.Array) -> jax.Array:
     Returns:
         float [N], in [0, log C].
     """
-    log_mean_probs = log_mean(mc_probs)
-    log_ratio = jnp.log(mc_probs) - log_mean_probs  # <= log S wherever p_s > 0
-    divergence = jnp.mean(jnp.sum(jnp.where(mc_probs == 0, 0.0, mc_probs * log_ratio), axis=-1), 0)
+    return _information(mc_probs, jnp.log(mc_probs))
+
+
+def mutual_information_from_logits(mc_logits: jax.Array) -> jax.Array:
+    """:func:`mutual_information` of softmax(``mc_logits``), with the log-probabilities
+    taken from the logits (log p = z - logsumexp z: one logarithm per sample and point
+    instead of one per class, and exact where a probability underflows).
+
+    Args:
+        mc_logits: float [S, N, C], the logits of S stochastic forward passes.
+
+    Returns:
+        float [N], in [0, log C].
+    """
+    shifted = mc_logits - jnp.max(mc_logits, axis=-1, keepdims=True)
+    exps = jnp.exp(shifted)
+    total = jnp.sum(exps, axis=-1, keepdims=True)
+    return _information(exps / total, shifted - jnp.log(total))
+
+
+def _information(probs: jax.Array, log_probs: jax.Array) -> jax.Array:
+    """mean_s KL(p_s || mean_s p_s) [N], clipped at 0, from probs and their logs [S, N, C]."""
+    log_ratio = log_probs - _log_mean(probs, log_probs)  # <= log S wherever p_s > 0
+    divergence = jnp.mean(jnp.sum(jnp.where(probs == 0, 0.0, probs * log_ratio), axis=-1), 0)
     return jnp.where(divergence < 0, 0.0, divergence)  # NaN stays NaN (max would drop it)
 
 
 def log_mean(mc_probs: jax.Array) -> jax.Array:
-    """log mean_s p_s = logsumexp_s log p_s - log S, finite wherever some p_s > 0.
+    """log mean_s p_s, finite wherever some p_s > 0.
 
     The mean of S probabilities, one of them tiny and the rest zero, can fall below the
-    smallest normal float, where XLA on CPU flushes it to zero; its log in log space keeps
-    the value (about log p_s - log S).
+    smallest normal float, where XLA on CPU flushes it to zero. When every mean is a
+    normal float (or 0) this is the log of the mean; otherwise the log is taken in log
+    space, logsumexp_s log p_s - log S, which keeps the value (about log p_s - log S).
 
     Args:
         mc_probs: float [S, ...], probabilities of S Monte-Carlo samples.
@@ -92,7 +114,22 @@ def log_mean(mc_probs: jax.Array) -> jax.Array:
     Returns:
         float [...]: -inf exactly where every sample's probability is 0.
     """
-    return logsumexp(jnp.log(mc_probs), axis=0) - math.log(mc_probs.shape[0])
+    return _log_mean(mc_probs, jnp.log(mc_probs))
+
+
+def _log_mean(probs: jax.Array, log_probs: jax.Array) -> jax.Array:
+    """:func:`log_mean` from the probabilities [S, ...] and their logs: the log of the
+    mean (one logarithm per entry of the mean) unless some mean is below the normal
+    range, then the log-sum-exp over the samples (S exponentials per entry)."""
+    total = jnp.sum(probs, axis=0)
+    mean = total / probs.shape[0]
+    # A mean of 0 is exact only where every sample is 0 (their sum is then 0 too).
+    normal = jnp.all((mean >= jnp.finfo(mean.dtype).tiny) | (total == 0))
+
+    def in_log_space():
+        return logsumexp(log_probs, axis=0) - math.log(probs.shape[0])
+
+    return jax.lax.cond(normal, lambda: jnp.log(mean), in_log_space)
 
 
 def expected_predictive_information_gain(

@@ -214,3 +214,44 @@ def test_log_mean_matches_float64_below_the_normal_range():
         want = np.log(np.asarray(probs, np.float64).mean(axis=0))
     np.testing.assert_array_equal(got[:5], -np.inf)
     np.testing.assert_allclose(got[5:], want[5:], rtol=1e-5)
+
+
+def softmax64(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("scale", [1.0, 8.0, 200.0])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mutual_information_from_logits_matches_float64(seed, scale):
+    """Mild, confident and saturated logits (at 200 most probabilities underflow float32,
+    so log means below the normal range take the log-space path)."""
+    rng = np.random.default_rng(seed)
+    logits = (rng.normal(size=(7, 33, 5)) * scale).astype(np.float32)
+    got = np.asarray(jax.jit(scores.mutual_information_from_logits)(jnp.asarray(logits)))
+    assert np.all(np.isfinite(got)) and np.all(got >= 0)
+    np.testing.assert_allclose(got, ref.mutual_information(softmax64(logits)), atol=ATOL)
+
+
+def test_mutual_information_from_logits_equals_the_probability_form():
+    logits = np.random.default_rng(9).normal(size=(10, 64, 6)).astype(np.float32) * 3
+    from_logits = jax.jit(scores.mutual_information_from_logits)(jnp.asarray(logits))
+    from_probs = MUTUAL_INFORMATION(jax.nn.softmax(jnp.asarray(logits), axis=-1))
+    np.testing.assert_allclose(np.asarray(from_logits), np.asarray(from_probs), atol=1e-6)
+
+
+def test_log_mean_normal_and_log_space_paths_agree_with_float64():
+    """The same values once with every mean in the normal range (the log of the mean) and
+    once with one extra column whose mean is subnormal (the whole call in log space)."""
+    rng = np.random.default_rng(4)
+    probs = rng.random((8, 40)).astype(np.float32)
+    probs[:, :3] = 0.0
+    low = np.zeros((8, 1), np.float32)
+    low[0] = 2e-38  # mean 2.5e-39: below float32's normal range
+    want = np.log(np.asarray(probs, np.float64)[:, 3:].mean(axis=0))
+    for columns in (probs, np.concatenate([probs, low], axis=1)):
+        got = np.asarray(jax.jit(scores.log_mean)(jnp.asarray(columns)))
+        np.testing.assert_array_equal(got[:3], -np.inf)
+        np.testing.assert_allclose(got[3:40], want, rtol=1e-6)
+    np.testing.assert_allclose(got[40], np.log(2e-38 / 8), rtol=1e-5)

@@ -126,7 +126,7 @@ def mc_sample_count(mc_samples: object, name: str) -> int:
 
 def information_and_spread(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(BALD score [B], :func:`sample_spread` [B]) of MC logits [S, B, C]."""
-    information = scores.mutual_information(jax.nn.softmax(logits, axis=-1))
+    information = scores.mutual_information_from_logits(logits)
     return information, sample_spread(logits)
 
 
