@@ -1,7 +1,9 @@
 """Every jaxal strategy on a pool of a million points: time, peak memory, fraction of the floor.
 
-The workload is ``strategies.py``'s (an MLP 64 -> 128 -> 10 with dropout 0.5 on the hidden
-units, a synthetic 10-class pool, 1,000 labeled points) at N = 1,000,000 and budget 1,000.
+The default workload is ``strategies.py``'s (an MLP 64 -> 128 -> 10 with dropout 0.5 on the
+hidden units, a synthetic 10-class pool, 1,000 labeled points) at N = 1,000,000 and budget
+1,000; ``--workload probe`` is the linear-probe setting of ``probe_workload.py`` (stored
+[N, 128] embeddings, float32 or ``--storage bfloat16``, a linear head, 10,000 labeled).
 Each strategy runs alone in a fresh process, so its peak resident memory (``VmHWM``) is
 its own: the pool, the model, the compiled program and everything the call allocates.
 In that process: ``jax.jit(select).lower(...).compile()`` (compile s), one warm-up call,
@@ -22,6 +24,7 @@ Usage::
     python benchmarks/million.py                                  # everything: about an hour
     python benchmarks/million.py --strategies entropy coreset     # some
     python benchmarks/million.py --n 100000 --budget 100 --quick  # a smoke run, 2 minutes
+    python benchmarks/million.py --workload probe --storage bfloat16 --strategies coreset
 
 Works unchanged on a GPU (``pip install "jax[cuda12]"``): the floors are then the GPU's.
 Measure on a quiet machine.
@@ -46,6 +49,8 @@ N_DEFAULT = 1_000_000
 BUDGET_DEFAULT = 1000
 GIB = 2**30
 FLOAT = 4  # bytes of a float32
+WORKLOADS = ("mlp", "probe")
+STORAGE_BYTES = {"float32": 4, "bfloat16": 2}
 
 # Benchmark name -> (registry name, hyperparameters). The strategies.py set, with the
 # settings a user at a million points chooses: BatchBALD at the bar's budget of 100, BAIT
@@ -133,34 +138,60 @@ def measure_machine() -> dict[str, float]:
     }
 
 
-def work(name: str, n: int, budget: int, hparams: dict[str, Any]) -> list[tuple[str, float, float]]:
+def work(
+    name: str,
+    n: int,
+    budget: int,
+    hparams: dict[str, Any],
+    workload: str = "mlp",
+    storage: str = "float32",
+) -> list[tuple[str, float, float]]:
     """The phases a strategy cannot avoid at pool size ``n``: (what, bytes read, flops).
 
-    F = 64 inputs, H = 128 embedding units, C = 10 classes. The forward pass reads the
-    [N, F] inputs and does 2 N (F H + H C) flops; a greedy step over the embeddings reads
-    [N, H] floats. Empty where no closed form bounds the work (see the docs).
+    F = 64 inputs, H = 128 embedding units, C = 10 classes. The MLP's forward pass reads
+    the [N, F] inputs and does 2 N (F H + H C) flops; the linear probe's reads the stored
+    [N, H] embeddings (``storage`` bytes each) and does 2 N H C. A greedy step over the
+    embeddings reads [N, H] of them. Empty where no closed form bounds the work (see the
+    docs).
     """
-    from strategies import CLASSES, FEATURES, HIDDEN
+    from probe_workload import LABELED as PROBE_LABELED
+    from strategies import CLASSES, FEATURES, HIDDEN, LABELED
 
     f, h, c = FEATURES, HIDDEN, CLASSES
-    forward = ("forward pass", n * f * FLOAT, 2.0 * n * (f * h + h * c))
-    embed = ("forward pass, embeddings written", n * (f + h) * FLOAT, 2.0 * n * (f * h + h * c))
+    if workload == "probe":
+        stored = STORAGE_BYTES[storage]
+        forward = ("head pass over the stored embeddings", n * h * stored, 2.0 * n * h * c)
+        embed = forward
+    else:
+        stored = FLOAT
+        forward = ("forward pass", n * f * FLOAT, 2.0 * n * (f * h + h * c))
+        embed = (
+            "forward pass, embeddings written",
+            n * (f + h) * FLOAT,
+            2.0 * n * (f * h + h * c),
+        )
     samples = hparams.get("mc_samples")
     if name in {"least_confidence", "margin", "entropy"}:
         return [forward]
     if name in {"least_confidence_mc", "margin_mc", "entropy_mc", "bald"}:
         return [forward, (f"{samples} head passes", 0.0, 2.0 * samples * n * h * c)]
     if name == "coreset":
-        return [embed, (f"{budget} k-center steps over [N, H]", budget * n * h * FLOAT, 0.0)]
+        # Each point's distance to the nearest labeled point: [N, H] x [H, L] once.
+        labeled = min(PROBE_LABELED if workload == "probe" else LABELED, n - 1)
+        return [
+            embed,
+            (f"distances to the {labeled} labeled points", 0.0, 2.0 * n * h * labeled),
+            (f"{budget} k-center steps over [N, H]", budget * n * h * stored, 0.0),
+        ]
     if name == "badge":
         # ||g_i - g_j||^2 from the factors: [N, H] embeddings and [N, C] residuals.
-        per_step = n * (h + c) * FLOAT
+        per_step = n * (h * stored + c * FLOAT)
         return [embed, (f"{budget} k-means++ steps over [N, H + C]", budget * per_step, 0.0)]
     if name == "kmeans_1_iteration":
         return [
             embed,
-            (f"{budget} k-means++ steps over [N, H]", budget * n * h * FLOAT, 0.0),
-            ("one Lloyd iteration: [N, H] x [H, budget]", n * h * FLOAT, 2.0 * n * h * budget),
+            (f"{budget} k-means++ steps over [N, H]", budget * n * h * stored, 0.0),
+            ("one Lloyd iteration: [N, H] x [H, budget]", n * h * stored, 2.0 * n * h * budget),
         ]
     if name == "fass":
         return [forward]
@@ -212,19 +243,35 @@ def peak_resident_bytes() -> int:
     return -1
 
 
-def run_one(name: str, n: int, budget: int, seed: int, repeats: int, long_s: float) -> dict:
+def run_one(
+    name: str,
+    n: int,
+    budget: int,
+    seed: int,
+    repeats: int,
+    long_s: float,
+    workload: str = "mlp",
+    storage: str = "float32",
+) -> dict:
     import jax
+    import numpy as np
+    from probe_workload import PROBE_MODEL, embed, make_probe_workload
     from strategies import MODEL, extra_inputs, make_params, make_pool
 
     import jaxal
 
     registry_name, hparams = strategy_table()[name]
-    x, y, labeled = make_pool(n, seed)
-    params = make_params(x, y, labeled, seed)
-    pool = jaxal.Pool.create(x, labeled=labeled)
-    del x, y
+    if workload == "probe":
+        model = PROBE_MODEL
+        params, pool, labeled = make_probe_workload(n, seed, storage)
+    else:
+        model = MODEL
+        x, y, labeled = make_pool(n, seed)
+        params = make_params(x, y, labeled, seed)
+        pool = jaxal.Pool.create(x, labeled=labeled)
+        del x, y
     reset_peak_resident()
-    strategy = jaxal.strategies.get(registry_name)(MODEL, budget, **hparams)
+    strategy = jaxal.strategies.get(registry_name)(model, budget, **hparams)
     inputs = extra_inputs(strategy, seed)
     if name in VALIDATION_SIZES:
         x, y, _ = make_pool(VALIDATION_SIZES[name], seed, seed + 3)
@@ -232,6 +279,11 @@ def run_one(name: str, n: int, budget: int, seed: int, repeats: int, long_s: flo
             **inputs,
             "validation_x": jax.numpy.asarray(x),
             "validation_y": jax.numpy.asarray(y),
+        }
+    if workload == "probe":  # the model's inputs are embeddings
+        inputs = {
+            key: embed(params, np.asarray(value), storage) if key.endswith("_x") else value
+            for key, value in inputs.items()
         }
 
     def select(params, pool, inputs, key):
@@ -258,6 +310,8 @@ def run_one(name: str, n: int, budget: int, seed: int, repeats: int, long_s: flo
         "registry_name": registry_name,
         "hparams": hparams,
         "path": SCALABLE_PATHS.get(name, "exact"),
+        "workload": workload,
+        "storage": storage,
         "n": n,
         "budget": budget,
         "compile_s": compile_s,
@@ -357,6 +411,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=1200.0, help="per strategy, seconds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="mlp",
+        help="mlp: the MLP over 64 features, 1,000 labeled (default); probe: stored [N, 128] "
+        "embeddings and a linear head, 10,000 labeled",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=sorted(STORAGE_BYTES),
+        default="float32",
+        help="dtype of the probe workload's stored embeddings (default float32)",
+    )
     parser.add_argument("--quick", action="store_true", help="one timed call each")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/million.json"))
     parser.add_argument(
@@ -376,6 +443,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown strategies {unknown}; known: {', '.join(names)}")
     if args.n <= 1000 or args.budget < 1 or args.repeats < 1:
         parser.error("need --n > 1000 (the labeled points), --budget >= 1, --repeats >= 1")
+    if args.workload == "probe" and args.n <= 10_000:
+        parser.error("the probe workload labels 10,000 points: need --n > 10000")
+    if args.storage != "float32" and args.workload != "probe":
+        parser.error("--storage applies to --workload probe (the MLP reads float32 inputs)")
     return args
 
 
@@ -386,7 +457,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.child is not None:
         budget = BUDGET_OVERRIDES.get(args.child, args.budget)
-        row = run_one(args.child, args.n, budget, args.seed, args.repeats, args.long)
+        row = run_one(
+            args.child,
+            args.n,
+            budget,
+            args.seed,
+            args.repeats,
+            args.long,
+            args.workload,
+            args.storage,
+        )
         print(json.dumps(row))
         return
 
@@ -404,6 +484,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.strategies or list(table):
         budget = BUDGET_OVERRIDES.get(name, args.budget)
         common = [f"--n={args.n}", f"--budget={args.budget}", f"--seed={args.seed}"]
+        common += [f"--workload={args.workload}", f"--storage={args.storage}"]
         timing = [f"--repeats={args.repeats}", f"--long={args.long}"]
         row, error = in_child(["--child", name, *common, *timing], args.timeout)
         if row is None:
@@ -412,9 +493,11 @@ def main(argv: list[str] | None = None) -> None:
                 "n": args.n,
                 "budget": budget,
                 "path": SCALABLE_PATHS.get(name, "exact"),
+                "workload": args.workload,
+                "storage": args.storage,
                 "error": error,
             }
-        phases = work(name, args.n, budget, table[name][1])
+        phases = work(name, args.n, budget, table[name][1], args.workload, args.storage)
         row["work"] = [{"phase": p, "bytes": b, "flops": fl} for p, b, fl in phases]
         row["floor_s"] = floor_seconds(phases, machine) if phases else None
         row["machine"] = machine
@@ -440,16 +523,21 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def merge_into(kept_path: Path, report: dict[str, Any]) -> None:
-    """Replace (or append) ``report``'s rows, by strategy, in the kept report at
-    ``kept_path``; each merged row keeps the command, date and commit of its run."""
+    """Replace (or append) ``report``'s rows, by strategy, workload and storage, in the
+    kept report at ``kept_path``; each merged row keeps the command, date and commit of
+    its run."""
     kept = json.loads(kept_path.read_text())
     stamp = {key: report[key] for key in ("command", "date", "jaxal_commit")}
-    fresh = {row["strategy"]: {**row, "run": stamp} for row in report["results"]}
-    rows = [fresh.pop(row["strategy"], row) for row in kept["results"]]
+    fresh = {_row_key(row): {**row, "run": stamp} for row in report["results"]}
+    rows = [fresh.pop(_row_key(row), row) for row in kept["results"]]
     kept["results"] = rows + list(fresh.values())
     kept["table_markdown"] = markdown_table(kept["results"])
     kept.setdefault("runs", []).append({**stamp, "machine": report["machine"]})
     kept_path.write_text(json.dumps(kept, indent=1, default=str) + "\n")
+
+
+def _row_key(row: dict) -> tuple[str, str, str]:
+    return row["strategy"], row.get("workload", "mlp"), row.get("storage", "float32")
 
 
 def _without_out(argv: list[str]) -> list[str]:
