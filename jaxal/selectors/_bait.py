@@ -76,8 +76,8 @@ def bait(
     (memory O(chunk_size * P * D)), O(E^3) once for (lambda I + M)^-1; then per forward
     pick O(N C^2 D) for the projections (one matrix product), O(N C^3) for the [C, C]
     updates and solves and O(C E^2) for K; a backward step costs the same with T points
-    in place of N; each forward step's passes over the points (R and Q, then the next
-    gains) run ``step_chunk_size`` points at a time. Memory O(E^2 + N C^2 +
+    in place of N; each forward step's passes over the points (their gains, then R and Q)
+    run ``step_chunk_size`` points at a time. Memory O(E^2 + N C^2 +
     chunk_size * P * D + step_chunk_size * C^2): no [N, C, E] array, no per-point [E, E]
     matrix, and the per-point [2 C, C] projections for one block only. The [E, E]
     matrices must fit: C = 10, D = 128 is 6.5 MB each, C = 100, D = 512 is 10 GB.
@@ -121,24 +121,23 @@ def bait(
         chunk_size=chunk_size,
     )
     pool = _Points(embeddings, probs, r, q)
-    gains = _gains(pool, 1.0, step_chunk_size)
     steps = oversample * budget
 
     def forward_step(t, state):
-        inverse, pool, gains, available, picked, objective = state
+        inverse, pool, available, picked, objective = state
+        gains = _gains(pool, 1.0, step_chunk_size)
         index = jnp.argmax(rank_keys(gains, available)).astype(jnp.int32)
         active = jnp.any(available)
         inverse, by_h = _step(inverse, fisher, pool, index, 1.0, active)
         pool = _refresh(pool, by_h, 1.0, step_chunk_size)
-        gains = _gains(pool, 1.0, step_chunk_size)
         available = available.at[jnp.where(active, index, n)].set(False, mode="drop")
         picked = picked.at[t].set(jnp.where(active, index, -1))
         objective = objective.at[t].set(_objective(inverse, fisher))
-        return inverse, pool, gains, available, picked, objective
+        return inverse, pool, available, picked, objective
 
     empty = (jnp.full((steps,), -1, jnp.int32), jnp.zeros((steps,), jnp.float32))
-    initial = (inverse, pool, gains, candidates, *empty)
-    inverse, pool, _, _, picked, forward = jax.lax.fori_loop(0, steps, forward_step, initial)
+    initial = (inverse, pool, candidates, *empty)
+    inverse, pool, _, picked, forward = jax.lax.fori_loop(0, steps, forward_step, initial)
     chosen = _Points(*(field[jnp.maximum(picked, 0)] for field in pool))
     valid = picked >= 0
     removals = jnp.maximum(jnp.sum(valid) - budget, 0)
@@ -336,7 +335,7 @@ def _refresh(points: _Points, by_h: jax.Array, sign: float, chunk_size: int) -> 
     """:func:`_refreshed` ``chunk_size`` points at a time, each block's R and Q written
     into arrays of n rows: the [n, 2 C, C] temporaries exist for one block only."""
     r, q = map_slices(
-        lambda *rows: _refreshed(_Points(*rows[:4]), by_h, sign)[2:],
+        lambda h, p, r, q, index: _refreshed(_Points(h, p, r, q), by_h, sign)[2:],
         *points,
         chunk_size=chunk_size,
     )
