@@ -14,8 +14,9 @@ def map_chunks(
 ) -> Any:
     """Apply ``fn`` to consecutive row chunks and concatenate the results.
 
-    The leading ``N // chunk_size`` full chunks go through one ``lax.map``; the remainder,
-    if any, is one more call with a smaller static shape. Nothing is padded or copied.
+    The leading ``N // chunk_size`` full chunks are dynamic slices of ``arrays`` in one
+    loop (:func:`fill_chunks`, which never copies the inputs); the remainder, if any, is
+    one more call with a smaller static shape. Nothing is padded.
 
     Args:
         fn: ``fn(*chunks, index)`` where each chunk is ``array[s:s + B]`` and ``index`` is
@@ -30,17 +31,11 @@ def map_chunks(
         The pytree of ``fn``'s outputs, each leaf with leading axis N.
     """
     n = arrays[0].shape[0]
-    chunk_size = min(chunk_size, n)
-    full = n // chunk_size
-    head = full * chunk_size
+    size = min(chunk_size, n)
+    full = n // size
+    head = full * size
     index = jnp.arange(n, dtype=jnp.int32) + jnp.asarray(offset, jnp.int32)
-    parts = []
-    if full == 1:
-        parts.append(fn(*(a[:head] for a in arrays), index[:head]))
-    elif full > 1:
-        stacked = [a[:head].reshape(full, chunk_size, *a.shape[1:]) for a in (*arrays, index)]
-        mapped = jax.lax.map(lambda chunk: fn(*chunk), stacked)
-        parts.append(jax.tree.map(lambda leaf: leaf.reshape(head, *leaf.shape[2:]), mapped))
+    parts = [fill_chunks(fn, (*arrays, index), size, full, head, lambda k: k * size)]
     if head < n:
         parts.append(fn(*(a[head:] for a in arrays), index[head:]))
     if len(parts) == 1:
@@ -54,11 +49,11 @@ def map_slices(
     """:func:`map_chunks` for a row-wise ``fn``, without a copy of its inputs or outputs.
 
     Each chunk is a dynamic slice of ``arrays`` and its outputs are written in place into
-    arrays of N rows, in a ``lax.fori_loop``: peak memory is the outputs plus one chunk,
-    where :func:`map_chunks` holds its inputs' chunked copy (when B does not divide N) and
-    concatenates its outputs (a second copy). When B does not divide N the last chunk is
-    rows N - B .. N - 1 and overlaps the one before it: those rows are computed twice, so
-    ``fn`` must be row-wise (row i of every output depends on row i of the inputs only).
+    arrays of N rows (:func:`fill_chunks`): peak memory is the outputs plus one chunk,
+    where :func:`map_chunks` concatenates its outputs (a second copy) when B does not
+    divide N. When B does not divide N the last chunk is rows N - B .. N - 1 and overlaps
+    the one before it: those rows are computed twice, so ``fn`` must be row-wise (row i
+    of every output depends on row i of the inputs only).
 
     Args:
         fn: ``fn(*chunks, index)``, chunks [B, ...] and ``index`` int32 [B] their global
@@ -75,21 +70,58 @@ def map_slices(
     index = jnp.arange(n, dtype=jnp.int32) + jnp.asarray(offset, jnp.int32)
     if size == n:
         return fn(*arrays, index)
+    count = -(-n // size)
+    return fill_chunks(
+        fn, (*arrays, index), size, count, n, lambda k: jnp.minimum(k * size, n - size)
+    )
 
-    def chunk_at(k: jax.Array) -> tuple[jax.Array, Any]:
-        start = jnp.minimum(k * size, n - size)
-        sliced = (jax.lax.dynamic_slice_in_dim(a, start, size) for a in (*arrays, index))
-        return start, fn(*sliced)
 
-    shapes = jax.eval_shape(lambda: chunk_at(jnp.int32(0))[1])
-    empty = jax.tree.map(lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), shapes)
+def fill_chunks(
+    fn: Callable[..., Any],
+    arrays: tuple[jax.Array, ...],
+    size: int,
+    count: int,
+    rows: int,
+    start_of: Callable[[jax.Array], jax.Array],
+) -> Any:
+    """``fn`` of ``count`` row chunks of ``arrays``, written into outputs in one loop.
 
-    def write(k: jax.Array, outputs: Any) -> Any:
-        start, chunk = chunk_at(k)
-        return jax.tree.map(
-            lambda out, part: jax.lax.dynamic_update_slice_in_dim(out, part, start, 0),
+    Chunk k is rows ``start_of(k) .. start_of(k) + size - 1`` of every array, and
+    ``fn``'s outputs for it are written at the same rows. The inputs ride in the loop's
+    state behind an optimization barrier: XLA would otherwise move a conversion that
+    ``fn`` applies to each chunk (a bfloat16 pool read as float32) out of the loop, onto a
+    converted copy of the whole array, which on CPU made a read of 1,000,000 x 128
+    bfloat16 embeddings 4x slower than of float32 and added the copy's memory.
+
+    Args:
+        fn: ``fn(*chunks)``, chunks [size, ...]; returns a pytree with leading axis size.
+        arrays: arrays with the same leading axis N >= the last chunk's end.
+        size: rows per chunk, a Python int.
+        count: chunks, a Python int >= 1.
+        rows: the outputs' leading axis, a Python int (the last chunk ends there).
+        start_of: int32 chunk number k -> int32 first row of chunk k.
+
+    Returns:
+        The pytree of ``fn``'s outputs, each leaf with leading axis ``rows`` (rows no
+        chunk covers are 0).
+    """
+
+    def chunk(inputs: tuple[jax.Array, ...], k: jax.Array) -> tuple[jax.Array, Any]:
+        start = start_of(k)
+        return start, fn(*(jax.lax.dynamic_slice_in_dim(a, start, size) for a in inputs))
+
+    shapes = jax.eval_shape(lambda: chunk(arrays, jnp.int32(0))[1])
+    empty = jax.tree.map(lambda s: jnp.zeros((rows, *s.shape[1:]), s.dtype), shapes)
+
+    def write(k: jax.Array, state: tuple[Any, tuple[jax.Array, ...]]) -> tuple[Any, Any]:
+        outputs, inputs = state
+        inputs = jax.lax.optimization_barrier(inputs)
+        start, part = chunk(inputs, k)
+        outputs = jax.tree.map(
+            lambda out, new: jax.lax.dynamic_update_slice_in_dim(out, new, start, 0),
             outputs,
-            chunk,
+            part,
         )
+        return outputs, inputs
 
-    return jax.lax.fori_loop(0, -(-n // size), write, empty)
+    return jax.lax.fori_loop(0, count, write, (empty, arrays))[0]

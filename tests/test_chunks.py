@@ -48,3 +48,21 @@ def test_map_slices_calls_fn_on_chunks_of_the_given_size():
 
     map_slices(record, jnp.ones((10, 2)), chunk_size=4)
     assert sizes and set(sizes) == {4}
+
+
+@pytest.mark.parametrize("mapper", [map_chunks, map_slices])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_maps_never_copy_their_inputs(mapper, dtype):
+    # A chunk size that does not divide N, and a float32 read of each chunk: neither the
+    # full chunks' rows nor a float32 conversion of the whole input may be materialised
+    # (XLA would hoist a per-chunk conversion out of the loop onto the whole array).
+    n, d, chunk = 20_003, 64, 1000
+    x = jax.ShapeDtypeStruct((n, d), dtype)
+
+    def row_sums(x):
+        return mapper(lambda c, index: c.astype(jnp.float32).sum(-1), x, chunk_size=chunk)
+
+    compiled = jax.jit(row_sums).lower(x).compile()
+    temporaries = compiled.memory_analysis().temp_size_in_bytes
+    input_bytes = n * d * jnp.dtype(dtype).itemsize
+    assert temporaries < input_bytes / 4
