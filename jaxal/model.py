@@ -188,13 +188,16 @@ def forward(
 ) -> tuple[jax.Array, jax.Array]:
     """The deterministic forward pass over a pool, ``batch_size`` points at a time.
 
+    The outputs are written in place (``map_slices``): the model acts on each row alone,
+    as every chunked pass assumes, so the last chunk may overlap the one before it.
+
     Args:
         x: inputs [N, ...].
 
     Returns:
         (logits float [N, C], embeddings float [N, D]).
     """
-    return map_chunks(
+    return map_slices(
         lambda chunk, index: model.apply(params, chunk, None), x, chunk_size=batch_size
     )
 

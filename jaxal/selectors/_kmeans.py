@@ -103,7 +103,11 @@ def _nearest_in_block(
         )
 
     b = block.shape[0]
-    initial = (jnp.int32(0), jnp.zeros((b,), jnp.int32), jnp.full((b,), jnp.inf, block.dtype))
+    initial = (
+        jnp.int32(0),
+        jnp.zeros((b,), jnp.int32),
+        jnp.full((b,), jnp.inf, _points.computation_dtype(block)),
+    )
     _, best, best_sq = jax.lax.while_loop(more, visit, initial)
     return best, best_sq
 
@@ -132,7 +136,9 @@ def _lloyd(
     """Lloyd over the first ``count`` of ``rows`` [C, D] with the first ``n_centers`` of
     ``centers`` [K, D] taking members (see :func:`lloyd`). Returns (float [K, D], inertia)."""
     n, k = rows.shape[0], centers.shape[0]
-    weights = (jnp.arange(n) < count).astype(rows.dtype)
+    dtype = _points.computation_dtype(rows)
+    weights = (jnp.arange(n) < count).astype(dtype)
+    centers = centers.astype(dtype)
 
     def assign(centers):
         assignment, sq = _nearest(rows, centers, n_centers)

@@ -27,12 +27,13 @@ def sq_norms(points: Points) -> jax.Array:
 
 
 def inner_products(points: Points, others: Points) -> jax.Array:
-    """float [N, M]: <points[i], others[j]> for every pair."""
+    """float [N, M]: <points[i], others[j]> for every pair, accumulated and returned in
+    float32 at least (bfloat16 points are products of float32 values)."""
     if isinstance(points, OuterProduct) and isinstance(others, OuterProduct):
-        return (points.left @ others.left.T) * (points.right @ others.right.T)
+        return _products(points.left, others.left) * _products(points.right, others.right)
     if isinstance(points, OuterProduct) or isinstance(others, OuterProduct):
         raise TypeError("points and others must have the same representation")
-    return points @ others.T
+    return _products(points, others)
 
 
 def sq_distances(
@@ -197,5 +198,18 @@ def _rebuild(like: Points, leaves: tuple[jax.Array, ...]) -> Points:
     return OuterProduct(*leaves) if isinstance(like, OuterProduct) else leaves[0]
 
 
+def computation_dtype(*arrays: jax.Array) -> jnp.dtype:
+    """The dtype distances are computed in: the arrays' own, at least float32 (points
+    stored in bfloat16 are read as float32, never rounded to bfloat16 on the way)."""
+    return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+
+
+def _products(rows: jax.Array, others: jax.Array) -> jax.Array:
+    """[N, M] = rows [N, D] x others [M, D]^T in :func:`computation_dtype`."""
+    dtype = computation_dtype(rows, others)
+    return jnp.matmul(rows, others.T, preferred_element_type=dtype).astype(dtype)
+
+
 def _row_sq(array: jax.Array) -> jax.Array:
-    return jnp.sum(array * array, axis=1)
+    wide = array.astype(computation_dtype(array))
+    return jnp.sum(wide * wide, axis=1)

@@ -96,7 +96,7 @@ def probcover(
     n = candidates.shape[0]
     if not 1 <= budget <= n:
         raise ValueError(f"budget must be in [1, {n}] (the pool size), got {budget}")
-    sq_radius = jnp.square(jnp.asarray(delta, points.dtype))
+    sq_radius = jnp.square(jnp.asarray(delta, _points.computation_dtype(points)))
     points_sq = _points.sq_norms(points)
     nearest_cover = _points.min_sq_distances_to_members(points, covering, points_sq, chunk_size)
     uncovered = members & ~(nearest_cover < sq_radius)
@@ -174,7 +174,7 @@ def ball_purity(
         deltas: float [G], the radii.
     """
     nearest = nearest_other_label(points, members, labels, chunk_size)
-    deltas = jnp.asarray(deltas, points.dtype)
+    deltas = jnp.asarray(deltas, _points.computation_dtype(points))
     pure = nearest[None, :] >= jnp.square(deltas)[:, None]
     weight = members.astype(jnp.float32)
     return jnp.sum(pure * weight[None, :], axis=1) / jnp.maximum(jnp.sum(weight), 1.0)
@@ -199,7 +199,7 @@ def purity_radius(
     Returns:
         float scalar, one of ``deltas``.
     """
-    deltas = jnp.asarray(deltas, points.dtype)
+    deltas = jnp.asarray(deltas, _points.computation_dtype(points))
     purity = ball_purity(points, members, labels, deltas, chunk_size)
     passing = purity >= alpha
     return jnp.where(jnp.any(passing), jnp.max(jnp.where(passing, deltas, -jnp.inf)), deltas[0])

@@ -225,7 +225,7 @@ def _mean_neighbor_distances(
             merged = jnp.concatenate([nearest, sq], axis=1)
             return col_step + 1, -jax.lax.top_k(-merged, width)[0]
 
-        nearest = jnp.full((chunk_size, width), jnp.inf, block.dtype)
+        nearest = jnp.full((chunk_size, width), jnp.inf, _points.computation_dtype(block))
         _, nearest = jax.lax.while_loop(
             lambda inner: col_lo + inner[0] * chunk_size < col_hi,
             col_block,
@@ -239,7 +239,7 @@ def _mean_neighbor_distances(
         mean = jnp.where(row_ok, mean, old)
         return step + 1, jax.lax.dynamic_update_slice_in_dim(means, mean, start, 0)
 
-    means = jnp.full((n,), jnp.inf, groups.points.dtype)
+    means = jnp.full((n,), jnp.inf, _points.computation_dtype(groups.points))
     return jax.lax.while_loop(
         lambda state: lo + state[0] * chunk_size < hi, row_block, (jnp.int32(0), means)
     )[1]

@@ -33,7 +33,8 @@ def pool_points(
 
 
 def unit_rows(points: jax.Array) -> jax.Array:
-    """float [N, D]: every row divided by its L2 norm; zero rows, and rows whose norm is
-    NaN, become zeros."""
+    """float [N, D] (float32 at least): every row divided by its L2 norm; zero rows, and
+    rows whose norm is NaN, become zeros."""
+    points = points.astype(jnp.promote_types(points.dtype, jnp.float32))
     norms = jnp.sqrt(jnp.sum(points * points, axis=1, keepdims=True))
     return jnp.where(norms > 0, points / jnp.where(norms > 0, norms, 1.0), 0.0)

@@ -182,12 +182,14 @@ def class_anchors(
     embeddings: jax.Array, labels: jax.Array, members: jax.Array, num_classes: int
 ) -> jax.Array:
     """float [C, D]: the mean embedding of the ``members`` (bool [N]) of each class
-    (``labels`` int [N]); a class without members takes the mean of all members (zeros
-    when there are none)."""
-    weights = members.astype(embeddings.dtype)
-    sums = jax.ops.segment_sum(embeddings * weights[:, None], labels, num_segments=num_classes)
-    counts = jax.ops.segment_sum(weights, labels, num_segments=num_classes)
-    overall = jnp.sum(embeddings * weights[:, None], axis=0) / jnp.maximum(jnp.sum(weights), 1.0)
+    (``labels`` int [N], in [0, C)); a class without members takes the mean of all members
+    (zeros when there are none). The class sums are one [C, N] x [N, D] product: no
+    [N, D] temporary beside the embeddings."""
+    membership = (labels[:, None] == jnp.arange(num_classes)) & members[:, None]
+    weights = membership.astype(embeddings.dtype)  # [N, C]
+    sums = jax.lax.dot_general(weights, embeddings, (((0,), (0,)), ((), ())))
+    counts = jnp.sum(weights, axis=0)
+    overall = jnp.sum(sums, axis=0) / jnp.maximum(jnp.sum(counts), 1.0)
     return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], overall)
 
 

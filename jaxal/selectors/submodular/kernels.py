@@ -598,6 +598,7 @@ def _unit(points: Points) -> Points:
 
 
 def _unit_rows(array: jax.Array) -> jax.Array:
+    array = array.astype(_points.computation_dtype(array))
     norms = jnp.sqrt(jnp.sum(array * array, axis=1, keepdims=True))
     return array / jnp.where(norms > 0, norms, 1.0)
 
