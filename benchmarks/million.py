@@ -341,26 +341,32 @@ def in_child(argv: list[str], timeout: float) -> tuple[dict | None, str]:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| strategy | path | N | budget | compile s | median s | runs | peak GB | floor s "
-        "| time / floor | bar s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| strategy | pool | path | N | budget | compile s | median s | runs | peak GB "
+        "| floor s | time / floor | bar s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         if "error" in row:
             lines.append(
-                f"| {row['strategy']} | {_path(row)} | {row['n']:,} | {row['budget']} "
-                f"| failed: {row['error']} "
+                f"| {row['strategy']} | {_pool(row)} | {_path(row)} | {row['n']:,} "
+                f"| {row['budget']} | failed: {row['error']} "
                 f"| | | | | | {fmt(row.get('bar_s'))} |"
             )
             continue
         ratio = row["median_s"] / row["floor_s"] if row.get("floor_s") else None
         lines.append(
-            f"| {row['strategy']} | {_path(row)} | {row['n']:,} | {row['budget']} "
-            f"| {fmt(row['compile_s'])} "
+            f"| {row['strategy']} | {_pool(row)} | {_path(row)} | {row['n']:,} "
+            f"| {row['budget']} | {fmt(row['compile_s'])} "
             f"| {fmt(row['median_s'])} | {row['runs']} | {row['peak_bytes'] / 1e9:.2f} "
             f"| {fmt(row.get('floor_s'))} | {fmt(ratio)} | {fmt(row.get('bar_s'))} |"
         )
     return "\n".join(lines)
+
+
+def _pool(row: dict) -> str:
+    """The workload and, for the linear probe, the embeddings' storage dtype."""
+    workload = row.get("workload", "mlp")
+    return workload if workload == "mlp" else f"{workload} {row.get('storage', 'float32')}"
 
 
 def _path(row: dict) -> str:
