@@ -134,7 +134,10 @@ def test_nnx_predict_is_from_flax_eval_and_nnx_update_round_trips(blobs, net, nn
     x, _ = blobs
     _, after = trained
     logits = nnx_trainer.predict(after.params, x)
-    np.testing.assert_allclose(logits, jaxal.from_flax(net).apply(after.params, x, None)[0])
+    # predict runs the network chunk by chunk: float32 products blocked differently from
+    # one pass over all rows round differently (a few ulps), so the comparison is to 1e-6.
+    whole = jaxal.from_flax(net).apply(after.params, x, None)[0]
+    np.testing.assert_allclose(logits, whole, rtol=1e-6, atol=1e-6)
     copy = nnx.clone(net)
     nnx.update(copy, after.params)
     copy.eval()
