@@ -40,6 +40,13 @@ class OuterProduct(NamedTuple):
 Points = jax.Array | OuterProduct
 
 
+def computation_dtype(*arrays: jax.Array) -> jnp.dtype:
+    """The dtype arithmetic on points is done in: the arrays' own, at least float32
+    (points stored in bfloat16 are read as float32, never rounded to bfloat16 on the way).
+    """
+    return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+
+
 def finite_rows(points: Points) -> jax.Array:
     """bool [N]: True where every entry of the point is finite (both factors of an
     ``OuterProduct``)."""

@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxal._chunks import map_chunks
-from jaxal._points import OuterProduct, Points, gather
+from jaxal._points import OuterProduct, Points, computation_dtype, gather
 
-__all__ = ["OuterProduct", "Points", "gather"]  # value types the selectors reach through here
+# The value types and the dtype rule that the selectors reach through this module.
+__all__ = ["OuterProduct", "Points", "computation_dtype", "gather"]
 
 
 def sq_norms(points: Points) -> jax.Array:
@@ -196,12 +197,6 @@ def _leaves(points: Points) -> tuple[jax.Array, ...]:
 
 def _rebuild(like: Points, leaves: tuple[jax.Array, ...]) -> Points:
     return OuterProduct(*leaves) if isinstance(like, OuterProduct) else leaves[0]
-
-
-def computation_dtype(*arrays: jax.Array) -> jnp.dtype:
-    """The dtype distances are computed in: the arrays' own, at least float32 (points
-    stored in bfloat16 are read as float32, never rounded to bfloat16 on the way)."""
-    return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
 
 
 def _products(rows: jax.Array, others: jax.Array) -> jax.Array:

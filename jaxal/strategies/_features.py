@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxal._points import computation_dtype
 from jaxal.model import Model, forward
 
 REPRESENTATIONS = ("embedding", "raw")
@@ -35,6 +36,6 @@ def pool_points(
 def unit_rows(points: jax.Array) -> jax.Array:
     """float [N, D] (float32 at least): every row divided by its L2 norm; zero rows, and
     rows whose norm is NaN, become zeros."""
-    points = points.astype(jnp.promote_types(points.dtype, jnp.float32))
+    points = points.astype(computation_dtype(points))
     norms = jnp.sqrt(jnp.sum(points * points, axis=1, keepdims=True))
     return jnp.where(norms > 0, points / jnp.where(norms > 0, norms, 1.0), 0.0)
